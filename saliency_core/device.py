@@ -1,0 +1,51 @@
+"""Which device to compute on: CUDA, else MPS, else CPU; overridable."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import InvalidParameter
+
+ENV_VAR = "SALIENCY_DEVICE"
+
+
+def pick_device(requested: str | torch.device | None = None) -> torch.device:
+    """The device to use: the argument, else $SALIENCY_DEVICE, else the best available one."""
+    choice = requested if requested is not None else os.environ.get(ENV_VAR) or None
+    if choice is not None and str(choice) != "auto":
+        device = torch.device(choice)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidParameter(f"Device {device} was requested but CUDA is not available here.")
+        if device.type == "mps" and not _mps_available():
+            raise InvalidParameter("Device mps was requested but Apple MPS is not available here.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def describe(device: torch.device) -> str:
+    """A human-readable name of the device, e.g. 'cuda:0 (NVIDIA H100)'."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def default_cache_bytes(device: torch.device) -> int:
+    """Result-cache budget sized for the device: generous where memory is plentiful."""
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device.index or 0).total_memory
+        return int(min(4 << 30, total // 8))
+    return 1 << 30

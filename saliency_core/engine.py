@@ -1,0 +1,577 @@
+"""The shared engine: loads models once, serialises work per model, computes each need once.
+
+Needs (a forward output, layer activations and gradients, input gradients) are cached per
+(model, image, target, layer), so switching between methods that share them costs no model pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cache import CacheStats, LRUCache, nbytes
+from .device import default_cache_bytes, describe, pick_device
+from .errors import Cancelled, InvalidParameter, UnknownModel, WeightsUnavailable
+from .hooks import capture_layers, guided_relus
+from .methods.base import CostInfo, MethodSpec, get_method
+from .models.loaded import LoadedModel, module_token
+from .models.registry import get_spec
+from .models.weights import load_into, read_state_dict
+from .targets import Target, as_target
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One saliency map: `map` [H, W] signed and unnormalised on the CPU; `raw` the method's native output."""
+
+    map: torch.Tensor
+    raw: torch.Tensor
+    method: str
+    params: dict[str, Any]
+    target: Target | None
+    model_id: str
+    forward_passes: int
+    backward_passes: int
+    seconds: float
+    compute_seconds: float
+    cached: bool = False
+    device: str = "cpu"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Passes a method will make (images through the model) and, once speed is known, seconds."""
+
+    forward_passes: int
+    backward_passes: int
+    seconds: float | None
+
+
+def image_digest(x: torch.Tensor) -> str:
+    """Content hash of an input tensor."""
+    data = x.detach().to("cpu", torch.float32).contiguous().numpy()
+    return hashlib.blake2b(data.tobytes() + str(tuple(data.shape)).encode(), digest_size=16).hexdigest()
+
+
+def _should_cancel(cancel: CancelFn | threading.Event | None) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+class RunContext:
+    """What a method sees: the input, the bound target, its parameters, and the shared needs."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: LoadedModel,
+        x: torch.Tensor,
+        x_key: str,
+        target: Target | None,
+        params: dict[str, Any],
+        progress: ProgressFn | None,
+        cancel: CancelFn | threading.Event | None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.x = x
+        self.x_key = x_key
+        self.target = target
+        self.params = params
+        self._progress = progress
+        self._cancel = cancel
+        self.forward_passes = 0
+        self.backward_passes = 0
+        self.extras: dict[str, Any] = {}
+
+    # --- bookkeeping -----------------------------------------------------------------------
+    def step(self, done: int, total: int, message: str = "") -> None:
+        """Report progress and stop with Cancelled when asked to."""
+        if _should_cancel(self._cancel):
+            raise Cancelled("Cancelled.")
+        if self._progress is not None:
+            self._progress(min(1.0, done / max(total, 1)), message)
+        if _should_cancel(self._cancel):
+            raise Cancelled("Cancelled.")
+
+    def batch_size(self) -> int:
+        size = int(self.params.get("batch_size") or 0)
+        return size if size > 0 else self.engine.auto_batch_size(self.x)
+
+    def _need_key(self, kind: str, *parts: Any) -> tuple:
+        return ("need", kind, self.model.key, self.x_key, *parts)
+
+    def _target_key(self) -> tuple:
+        if self.target is None:
+            raise InvalidParameter("This method needs a target (a class, box, keypoint or mask) to explain.")
+        return self.target.key()
+
+    # --- needs -----------------------------------------------------------------------------
+    def output(self) -> Any:
+        """The model's output on the input (no gradients), computed once."""
+        out, computed = self.engine.forward_cached(self.model, self.x, self.x_key)
+        self.forward_passes += int(computed)
+        return out
+
+    def input_grad(self) -> torch.Tensor:
+        """d target / d input, [1, C, H, W]."""
+        key = self._need_key("input_grad", self._target_key())
+        found = self.engine.cache.get(key)
+        if found is None:
+            self._gradient_pass(layers=())
+            found = self.engine.cache.get(key)
+        return found
+
+    def layer(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Activations and gradients of the target at a layer, each [1, K, h, w] (token grids reshaped)."""
+        key = self._need_key("layer_grad", self._target_key(), name)
+        found = self.engine.cache.get(key)
+        if found is None:
+            self._gradient_pass(layers=(name,))
+            found = self.engine.cache.get(key)
+        return found
+
+    def activations(self, name: str) -> torch.Tensor:
+        """Activations at a layer [1, K, h, w]; reuses any pass that already captured them."""
+        key = self._need_key("acts", name)
+        found = self.engine.cache.get(key)
+        if found is None:
+            with capture_layers(self.model.module, [name]) as cap, torch.no_grad():
+                out = self.model.forward(self.x)
+            self._count(1, 0)
+            self._store_output(out)
+            found = self._reshape(name, cap.outputs[name].detach())
+            self.engine.cache.put(key, found)
+        return found
+
+    def guided_grad(self) -> torch.Tensor:
+        """Guided-backpropagation gradient at the input, [1, C, H, W]."""
+        key = self._need_key("guided_grad", self._target_key())
+        found = self.engine.cache.get(key)
+        if found is None:
+            x = self.x.detach().clone().requires_grad_(True)
+            with torch.enable_grad(), guided_relus(self.model.module):
+                score = self.target(self.model.forward(x)).sum()
+                (found,) = torch.autograd.grad(score, [x])
+            self._count(1, 1)
+            self.engine.cache.put(key, found)
+        return found
+
+    def _gradient_pass(self, layers: tuple[str, ...]) -> None:
+        """One forward + backward giving the input gradient and the gradients at `layers`."""
+        target = self.target
+        assert target is not None
+        x = self.x.detach().clone().requires_grad_(True)
+        start = time.perf_counter()
+        with torch.enable_grad(), capture_layers(self.model.module, layers) as cap:
+            out = self.model.forward(x)
+            score = target(out).sum()
+            missing = [name for name in layers if name not in cap.outputs]
+            if missing:
+                raise InvalidParameter(
+                    f"Layer {missing[0]} was not used in the forward pass; pick another layer."
+                )
+            acts = [cap.outputs[name] for name in layers]
+            if not score.requires_grad:
+                raise InvalidParameter(
+                    "The target score does not depend on the input, so it has no gradient."
+                )
+            grads = torch.autograd.grad(score, [x, *acts], allow_unused=True)
+        self.engine.record_speed(self.model, "backward", time.perf_counter() - start, 1)
+        self._count(1, 1)
+        self._store_output(out)
+        tkey = target.key()
+        self.engine.cache.put(self._need_key("input_grad", tkey), _zeros_if_none(grads[0], x))
+        for name, act, grad in zip(layers, acts, grads[1:]):
+            a = self._reshape(name, act.detach())
+            g = self._reshape(name, _zeros_if_none(grad, act))
+            self.engine.cache.put(self._need_key("layer_grad", tkey, name), (a, g))
+            self.engine.cache.put(self._need_key("acts", name), a)
+
+    def _reshape(self, layer: str, tensor: torch.Tensor) -> torch.Tensor:
+        fn = self.model.reshape_for(layer)
+        out = fn(tensor) if fn is not None else tensor
+        if out.ndim != 4:
+            raise InvalidParameter(
+                f"Layer {layer} outputs a tensor of shape {tuple(tensor.shape)}; CAM methods need a spatial "
+                "map [N, C, h, w]. Pick a convolutional layer."
+            )
+        return out
+
+    def _store_output(self, out: Any) -> None:
+        key = ("need", "forward", self.model.key, self.x_key)
+        if key not in self.engine.cache:
+            self.engine.cache.put(key, _detach(out))
+
+    def _count(self, forward: int, backward: int) -> None:
+        self.forward_passes += forward
+        self.backward_passes += backward
+        self.engine.forward_count += forward
+
+    # --- batched work ------------------------------------------------------------------------
+    def gradients(self, xs: torch.Tensor) -> torch.Tensor:
+        """Gradients of the target for a batch of inputs [B, C, H, W] (one pass per image)."""
+        target = self.target
+        assert target is not None
+        inputs = xs.detach().clone().requires_grad_(True)
+        start = time.perf_counter()
+        with torch.enable_grad():
+            score = target(self.model.forward(inputs)).sum()
+            (grad,) = torch.autograd.grad(score, [inputs])
+        self.engine.record_speed(self.model, "backward", time.perf_counter() - start, len(xs))
+        self._count(len(xs), len(xs))
+        return grad
+
+    def guided_gradients(self, xs: torch.Tensor) -> torch.Tensor:
+        target = self.target
+        assert target is not None
+        inputs = xs.detach().clone().requires_grad_(True)
+        with torch.enable_grad(), guided_relus(self.model.module):
+            score = target(self.model.forward(inputs)).sum()
+            (grad,) = torch.autograd.grad(score, [inputs])
+        self._count(len(xs), len(xs))
+        return grad
+
+    def scores(self, xs: torch.Tensor, score: Callable[[Any], torch.Tensor] | None = None) -> torch.Tensor:
+        """Perturbation scores of the target (or of `score(output)`) for a batch, without gradients: [B]."""
+        target = self.target
+        assert target is not None
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = self.model.forward(xs)
+            values = score(out) if score is not None else self.model.adapter.perturbation_score(target, out)
+        self.engine.record_speed(self.model, "forward", time.perf_counter() - start, len(xs))
+        self._count(len(xs), 0)
+        return values.detach().float()
+
+    def for_batches(self, total: int, body: Callable[[int, int], None], message: str) -> None:
+        """Call `body(start, stop)` over [0, total) in batches, with progress and cancellation."""
+        size = self.batch_size()
+        self.step(0, total, message)
+        for start in range(0, total, size):
+            stop = min(total, start + size)
+            body(start, stop)
+            self.step(stop, total, message)
+
+
+def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like).detach() if grad is None else grad.detach()
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detach(v) for v in value)
+    return value
+
+
+class Engine:
+    """One per process (see `get_engine`): models, caches and per-model locks live here."""
+
+    def __init__(self, device: str | torch.device | None = None, cache_bytes: int | None = None) -> None:
+        self.device = pick_device(device)
+        self.cache = LRUCache(cache_bytes if cache_bytes is not None else default_cache_bytes(self.device))
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._wrapped: dict[str, LoadedModel] = {}
+        self._load_lock = threading.Lock()
+        self._speed: dict[tuple[str, str], float] = {}
+        self._channels: dict[tuple[str, str], int] = {}
+        self.forward_count = 0
+
+    def describe_device(self) -> str:
+        return describe(self.device)
+
+    # --- models ---------------------------------------------------------------------------
+    def load_model(self, model_id: str, weights: str | None = "default") -> LoadedModel:
+        """A registered model, loaded once per process and weights choice; eval mode, on the device."""
+        spec = get_spec(model_id)
+        weights_key = "random" if weights is None else str(weights)
+        with self._load_lock:
+            found = self._models.get((model_id, weights_key))
+            if found is not None:
+                return found
+            module = self._build(spec, weights)
+            module.eval().to(self.device)
+            model = LoadedModel(module, engine=self, spec=spec, weights=weights_key, device=self.device)
+            self._models[(model_id, weights_key)] = model
+            return model
+
+    def _build(self, spec: Any, weights: str | None) -> nn.Module:
+        if weights is None:
+            return spec.build(None)
+        if weights == "default":
+            if spec.bundled_weights is not None:
+                path = spec.bundled_weights()
+                if not path.is_file():
+                    raise WeightsUnavailable(
+                        f"The bundled weights file '{path.name}' is missing from {path.parent}.",
+                        file_name=path.name,
+                        folder=str(path.parent),
+                    )
+                return load_into(spec.build(None), read_state_dict(path), f"Bundled weights {path.name}")
+            if spec.weights_enum is not None:
+                return spec.build(spec.weights_enum())
+            raise UnknownModel(f"Model {spec.id} has no default weights; pass weights=None or a file path.")
+        module = spec.build(None)
+        return load_into(module, read_state_dict(weights), f"The weights file {weights}")
+
+    def loaded_models(self) -> list[LoadedModel]:
+        with self._load_lock:
+            return list(self._models.values())
+
+    def unload(self, model_id: str) -> None:
+        with self._load_lock:
+            for key in [k for k in self._models if k[0] == model_id]:
+                del self._models[key]
+
+    def wrap(self, module: nn.Module) -> LoadedModel:
+        """A plain nn.Module as a classification model (identity preprocessing, layers by dotted name)."""
+        token = module_token(module)
+        with self._load_lock:
+            found = self._wrapped.get(token)
+            if found is None or found.module is not module:
+                found = LoadedModel(module, engine=self)
+                self._wrapped[token] = found
+            return found
+
+    def resolve(self, model: LoadedModel | nn.Module | str) -> LoadedModel:
+        if isinstance(model, LoadedModel):
+            return model
+        if isinstance(model, nn.Module):
+            return self.wrap(model)
+        if isinstance(model, str):
+            return self.load_model(model)
+        raise InvalidParameter(f"Expected a loaded model or an nn.Module, got {type(model).__name__}.")
+
+    # --- needs shared by every method -----------------------------------------------------
+    def forward(self, model: LoadedModel | nn.Module, x: torch.Tensor, x_key: str | None = None) -> Any:
+        """The model output for x without gradients; cached."""
+        return self.forward_cached(self.resolve(model), x, x_key)[0]
+
+    def forward_cached(
+        self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None
+    ) -> tuple[Any, bool]:
+        """(output, whether a pass was made)."""
+        x = self._check_input(model, x)
+        key = ("need", "forward", model.key, x_key or image_digest(x))
+        found = self.cache.get(key)
+        if found is not None:
+            return found, False
+        with model.lock, torch.no_grad():
+            start = time.perf_counter()
+            found = _detach(model.forward(x))
+            self.record_speed(model, "forward", time.perf_counter() - start, len(x))
+        self.forward_count += 1
+        self.cache.put(key, found)
+        return found, True
+
+    def _check_input(self, model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise InvalidParameter("The input must be a tensor [1, C, H, W]: use model.preprocess(image).")
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4 or x.shape[0] != 1:
+            raise InvalidParameter(
+                f"Explain one image at a time: expected [1, C, H, W], got {tuple(x.shape)}."
+            )
+        if not torch.isfinite(x).all():
+            raise InvalidParameter("The input contains NaN or infinite values.")
+        return x.to(model.device, torch.float32)
+
+    # --- attribution ----------------------------------------------------------------------
+    def attribute(
+        self,
+        model: LoadedModel | nn.Module,
+        x: torch.Tensor,
+        method: str,
+        target: Target | int | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | threading.Event | None = None,
+        use_cache: bool = True,
+        **params: Any,
+    ) -> Attribution:
+        """Compute (or fetch from the cache) one saliency map; see `saliency_core.attribute`."""
+        started = time.perf_counter()
+        model = self.resolve(model)
+        spec = get_method(method)
+        if model.task not in spec.tasks:
+            raise InvalidParameter(f"{spec.title} does not apply to {model.task} models.")
+        x = self._check_input(model, x)
+        resolved = spec.resolve(params, model.layers())
+        target = as_target(target)
+        x_key = image_digest(x)
+        with model.lock:
+            ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
+            if spec.needs_target:
+                output = ctx.output()
+                if target is None:
+                    predictions = model.adapter.predict(model, output, 1, 0.0)
+                    if not predictions:
+                        raise InvalidParameter(
+                            "The model predicts nothing on this image, so there is no default target."
+                        )
+                    target = predictions[0]
+                target = target.bind(output)
+            ctx.target = target
+            result_key = (
+                "result",
+                model.key,
+                x_key,
+                method,
+                _params_key(resolved),
+                target.key() if target else None,
+            )
+            if use_cache:
+                hit = self.cache.get(result_key)
+                if hit is not None:
+                    return replace(
+                        hit,
+                        cached=True,
+                        forward_passes=ctx.forward_passes,
+                        backward_passes=0,
+                        seconds=time.perf_counter() - started,
+                        target=target,
+                    )
+            compute_started = time.perf_counter()
+            raw, saliency = spec.compute(ctx)
+            elapsed = time.perf_counter() - compute_started
+        result = Attribution(
+            map=saliency.detach().to("cpu", torch.float32).contiguous(),
+            raw=raw.detach().to("cpu", torch.float32).contiguous(),
+            method=method,
+            params=resolved,
+            target=target,
+            model_id=model.id,
+            forward_passes=ctx.forward_passes,
+            backward_passes=ctx.backward_passes,
+            seconds=time.perf_counter() - started,
+            compute_seconds=elapsed,
+            device=str(self.device),
+            extras=ctx.extras,
+        )
+        if use_cache:
+            self.cache.put(result_key, result, nbytes(result.map) + nbytes(result.raw))
+        return result
+
+    # --- cost and speed -------------------------------------------------------------------
+    def estimate(
+        self,
+        model: LoadedModel | nn.Module,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        x: torch.Tensor | None = None,
+    ) -> Estimate:
+        """Passes a method will make before it runs, and seconds once this model's speed was measured."""
+        model = self.resolve(model)
+        spec = get_method(method)
+        resolved = spec.resolve(dict(params or {}), model.layers())
+        channels = (
+            self.layer_channels(model, resolved["layer"], x)
+            if "layer" in resolved and _needs_channels(spec)
+            else 0
+        )
+        size = tuple(x.shape[-2:]) if x is not None else tuple(_probe_input(model).shape[-2:])
+        forward, backward = spec.cost(resolved, CostInfo(channels=channels, size=size))
+        fwd = self._speed.get((model.id, "forward"))
+        bwd = self._speed.get((model.id, "backward"))
+        seconds = None
+        if (fwd is not None or forward == backward) and (bwd is not None or backward == 0):
+            seconds = (forward - backward) * (fwd or 0.0) + backward * (bwd or 0.0)
+        return Estimate(forward, backward, seconds)
+
+    def layer_channels(self, model: LoadedModel, layer: str, x: torch.Tensor | None = None) -> int:
+        key = (model.id, layer)
+        if key not in self._channels:
+            probe = x if x is not None else _probe_input(model)
+            with model.lock, capture_layers(model.module, [layer]) as cap, torch.no_grad():
+                model.forward(self._check_input(model, probe))
+            if layer not in cap.outputs:
+                raise InvalidParameter(f"Layer {layer} was not used in the forward pass.")
+            fn = model.reshape_for(layer)
+            out = fn(cap.outputs[layer]) if fn else cap.outputs[layer]
+            self._channels[key] = int(out.shape[1])
+        return self._channels[key]
+
+    def record_speed(self, model: LoadedModel, kind: str, seconds: float, images: int) -> None:
+        per_image = seconds / max(images, 1)
+        key = (model.id, kind)
+        old = self._speed.get(key)
+        self._speed[key] = per_image if old is None else 0.7 * old + 0.3 * per_image
+
+    def auto_batch_size(self, x: torch.Tensor) -> int:
+        """Images per batch for the device, scaled down for inputs larger than 224x224."""
+        base = {"cuda": 64, "mps": 32}.get(self.device.type, 16)
+        scale = (224 * 224) / max(1, x.shape[-1] * x.shape[-2])
+        return int(max(1, min(256, round(base * scale))))
+
+    def stats(self) -> dict[str, Any]:
+        cache: CacheStats = self.cache.stats()
+        return {
+            "device": self.describe_device(),
+            "cache": cache,
+            "models": [repr(m) for m in self.loaded_models()],
+            "speed": dict(self._speed),
+        }
+
+
+def _needs_channels(spec: MethodSpec) -> bool:
+    return spec.id == "scorecam"
+
+
+def _probe_input(model: LoadedModel) -> torch.Tensor:
+    size = model.spec.preprocess.crop if model.spec is not None and model.spec.preprocess.crop else 224
+    return (
+        model.preprocess(np.zeros((size, size, 3), np.uint8))
+        if model.spec is not None
+        else torch.zeros(1, 3, size, size)
+    )
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple:
+    # batch_size changes how work is split, not the result.
+    return tuple(sorted((k, v) for k, v in params.items() if k != "batch_size"))
+
+
+_ENGINE: Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine (device from $SALIENCY_DEVICE or the best available)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            _ENGINE = Engine()
+        return _ENGINE
+
+
+def set_engine(engine: Engine) -> Engine:
+    """Replace the process-wide engine (tests, or a different device)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        _ENGINE = engine
+        return engine
+
+
+def iter_batches(total: int, size: int) -> Iterable[tuple[int, int]]:
+    for start in range(0, total, size):
+        yield start, min(total, start + size)

@@ -1,0 +1,244 @@
+"""Gradient family: vanilla gradient, gradient x input, SmoothGrad, Integrated Gradients, Guided Backprop.
+
+Native outputs are [C, H, W]; the map sums channels, which keeps the sign and IG's completeness.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .base import BATCH_SIZE, SEED, MethodSpec, Param, register
+from .common import channel_sum, default_blur_sigma, gaussian_blur
+
+if TYPE_CHECKING:
+    from ..engine import RunContext
+
+
+def _gradient(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    raw = ctx.input_grad()[0]
+    return raw, channel_sum(raw)
+
+
+def _gradient_x_input(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    raw = (ctx.input_grad() * ctx.x)[0]
+    return raw, channel_sum(raw)
+
+
+def _guided_backprop(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    raw = ctx.guided_grad()[0]
+    return raw, channel_sum(raw)
+
+
+register(
+    MethodSpec(
+        id="gradient",
+        family="gradient",
+        title="Gradient (saliency)",
+        description="How much the target score changes when each pixel changes: d score / d input.",
+        compute=_gradient,
+        cost=lambda p, info: (1, 1),
+        reference="Simonyan et al. 2014, Deep Inside Convolutional Networks",
+    )
+)
+register(
+    MethodSpec(
+        id="gradient_x_input",
+        family="gradient",
+        title="Gradient × Input",
+        description="The gradient weighted by the input itself: a first-order estimate of each pixel's contribution.",
+        compute=_gradient_x_input,
+        cost=lambda p, info: (1, 1),
+        reference="Shrikumar et al. 2016, Not Just a Black Box",
+    )
+)
+register(
+    MethodSpec(
+        id="guided_backprop",
+        family="gradient",
+        title="Guided Backpropagation",
+        description="The gradient with negative signals stopped at every ReLU on the way back; sharp, but close to an edge detector.",
+        compute=_guided_backprop,
+        cost=lambda p, info: (1, 1),
+        reference="Springenberg et al. 2015, Striving for Simplicity",
+    )
+)
+
+
+# --- SmoothGrad ---------------------------------------------------------------------------------
+SMOOTH_BASES = ("gradient", "gradient_x_input", "guided_backprop")
+
+
+def _smoothgrad(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    p = ctx.params
+    x = ctx.x
+    sigma = float(p["noise"]) * float(x.max() - x.min())
+    generator = torch.Generator().manual_seed(int(p["seed"]))
+    n = int(p["samples"])
+    base = p["base"]
+    total = torch.zeros_like(x[0])
+    total_sq = torch.zeros_like(x[0])
+
+    def body(start: int, stop: int) -> None:
+        nonlocal total, total_sq
+        # One draw per sample keeps the noise independent of the batch size.
+        noise = torch.stack([torch.randn(x.shape[1:], generator=generator) for _ in range(start, stop)])
+        noisy = x + noise.to(x.device, x.dtype) * sigma
+        grads = ctx.guided_gradients(noisy) if base == "guided_backprop" else ctx.gradients(noisy)
+        attr = grads * noisy if base == "gradient_x_input" else grads
+        total = total + attr.sum(0)
+        total_sq = total_sq + (attr * attr).sum(0)
+
+    ctx.for_batches(n, body, "SmoothGrad samples")
+    mean = total / n
+    mean_sq = total_sq / n
+    mode = p["mode"]
+    raw = (
+        mean
+        if mode == "smoothgrad"
+        else mean_sq
+        if mode == "smoothgrad_sq"
+        else (mean_sq - mean * mean).clamp(min=0)
+    )
+    return raw, channel_sum(raw)
+
+
+register(
+    MethodSpec(
+        id="smoothgrad",
+        family="gradient",
+        title="SmoothGrad",
+        description="Averages a gradient method over noisy copies of the image, which removes much of the visual noise.",
+        compute=_smoothgrad,
+        params=(
+            Param("samples", "int", 25, "Number of noisy copies averaged.", min=1, max=1000, step=1),
+            Param(
+                "noise",
+                "float",
+                0.15,
+                "Noise standard deviation as a fraction of the input's value range "
+                "(the paper suggests 10–20%).",
+                min=0.0,
+                max=1.0,
+                step=0.01,
+            ),
+            Param(
+                "mode",
+                "choice",
+                "smoothgrad",
+                "smoothgrad: mean of the maps; smoothgrad_sq: mean of their "
+                "squares; vargrad: their variance.",
+                choices=("smoothgrad", "smoothgrad_sq", "vargrad"),
+            ),
+            Param(
+                "base", "choice", "gradient", "The gradient method that is smoothed.", choices=SMOOTH_BASES
+            ),
+            SEED,
+            BATCH_SIZE,
+        ),
+        cost=lambda p, info: (int(p["samples"]), int(p["samples"])),
+        reference="Smilkov et al. 2017, SmoothGrad; Adebayo et al. 2018 (VarGrad)",
+    )
+)
+
+
+# --- Integrated Gradients -----------------------------------------------------------------------
+IG_RULES = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+IG_BASELINES = ("zero", "black", "blur", "uniform")
+
+
+def ig_alphas(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points on [0, 1] and their quadrature weights (as captum defines each rule)."""
+    if rule == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return (nodes + 1) / 2, weights / 2
+    if rule == "riemann_trapezoid":
+        if steps < 2:
+            return np.array([0.5]), np.array([1.0])
+        alphas = np.linspace(0, 1, steps)
+        weights = np.full(steps, 1.0 / (steps - 1))
+        weights[[0, -1]] = 0.5 / (steps - 1)
+        return alphas, weights
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[rule]
+    return (np.arange(steps) + offset) / steps, np.full(steps, 1.0 / steps)
+
+
+def ig_baseline(ctx: RunContext, kind: str, seed: int) -> torch.Tensor:
+    """The reference input IG integrates from."""
+    x = ctx.x
+    if kind == "zero":
+        return torch.zeros_like(x)
+    if kind == "black":
+        return ctx.model.black(x)
+    if kind == "blur":
+        return gaussian_blur(x, default_blur_sigma(x))
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
+    return ctx.model.from_pixels(pixels)
+
+
+def _integrated_gradients(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    p = ctx.params
+    x = ctx.x
+    baseline = ig_baseline(ctx, p["baseline"], int(p["seed"]))
+    alphas, weights = ig_alphas(int(p["steps"]), p["rule"])
+    delta = x - baseline
+    total = torch.zeros_like(x[0])
+
+    def body(start: int, stop: int) -> None:
+        nonlocal total
+        a = torch.as_tensor(alphas[start:stop], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+        w = torch.as_tensor(weights[start:stop], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+        grads = ctx.gradients(baseline + a * delta)
+        total = total + (grads * w).sum(0)
+
+    ctx.for_batches(len(alphas), body, "Integrated Gradients steps")
+    raw = delta[0] * total
+    # Completeness: the attributions should sum to f(x) - f(baseline); report how far off they are.
+    with torch.no_grad():
+        f_x = ctx.target(ctx.output()).sum()
+        f_b = ctx.target(ctx.model.forward(baseline)).sum()
+    ctx.forward_passes += 1
+    ctx.extras["completeness_delta"] = float(raw.sum() - (f_x - f_b))
+    ctx.extras["score_difference"] = float(f_x - f_b)
+    return raw, channel_sum(raw)
+
+
+register(
+    MethodSpec(
+        id="integrated_gradients",
+        family="gradient",
+        title="Integrated Gradients",
+        description="Accumulates gradients along the straight path from a baseline image to the input; the "
+        "attributions sum to the score difference (completeness).",
+        compute=_integrated_gradients,
+        params=(
+            Param(
+                "steps",
+                "int",
+                32,
+                "Points on the path from baseline to input; more is more exact.",
+                min=2,
+                max=1024,
+                step=1,
+            ),
+            Param(
+                "baseline",
+                "choice",
+                "zero",
+                "Where the path starts: the all-zero input tensor, a black image, "
+                "a blurred copy of the image, or uniform noise.",
+                choices=IG_BASELINES,
+            ),
+            Param(
+                "rule", "choice", "gausslegendre", "Quadrature rule for the path integral.", choices=IG_RULES
+            ),
+            SEED,
+            BATCH_SIZE,
+        ),
+        cost=lambda p, info: (int(p["steps"]) + 1, int(p["steps"])),
+        reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
+    )
+)

@@ -1,0 +1,197 @@
+"""Perturbation family: occlusion and RISE. Model-agnostic: they only need forward passes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidParameter
+from ..targets import ClassTarget
+from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, register
+from .common import default_blur_sigma, gaussian_blur
+
+if TYPE_CHECKING:
+    from ..engine import RunContext
+
+
+def window_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Window offsets along one axis; the last window may hang over the edge (as captum slides)."""
+    count = math.ceil(max(size - patch, 0) / stride) + 1
+    return [i * stride for i in range(count)]
+
+
+def occlusion_baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "zero":
+        return torch.zeros_like(x)
+    if kind == "mean":
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+    return gaussian_blur(x, default_blur_sigma(x))
+
+
+def _occlusion(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    p = ctx.params
+    x = ctx.x
+    _, _, h, w = x.shape
+    patch, stride = int(p["patch"]), int(p["stride"])
+    if patch > min(h, w):
+        raise InvalidParameter(f"The occlusion patch ({patch} px) is larger than the image ({w}x{h}).")
+    baseline = occlusion_baseline(x, p["baseline"])
+    windows = [(y, xx) for y in window_starts(h, patch, stride) for xx in window_starts(w, patch, stride)]
+    reference = ctx.scores(x)[0]
+    total = torch.zeros(h, w, device=x.device)
+    count = torch.zeros(h, w, device=x.device)
+
+    def body(start: int, stop: int) -> None:
+        batch = x.repeat(stop - start, 1, 1, 1)
+        for j, (y, xx) in enumerate(windows[start:stop]):
+            batch[j, :, y : y + patch, xx : xx + patch] = baseline[0, :, y : y + patch, xx : xx + patch]
+        drops = reference - ctx.scores(batch).to(x.device)
+        for j, (y, xx) in enumerate(windows[start:stop]):
+            total[y : y + patch, xx : xx + patch] += drops[j]
+            count[y : y + patch, xx : xx + patch] += 1
+
+    ctx.for_batches(len(windows), body, "Occlusion windows")
+    raw = total / count.clamp(min=1)
+    return raw, raw.clone()
+
+
+def _occlusion_cost(p: Mapping[str, Any], info: CostInfo) -> tuple[int, int]:
+    h, w = info.size
+    patch, stride = int(p["patch"]), int(p["stride"])
+    return len(window_starts(h, patch, stride)) * len(window_starts(w, patch, stride)) + 1, 0
+
+
+register(
+    MethodSpec(
+        id="occlusion",
+        family="perturbation",
+        title="Occlusion",
+        description="Slides a patch over the image and records how much the target score drops when each "
+        "region is hidden; per pixel, the mean drop over the windows covering it.",
+        compute=_occlusion,
+        params=(
+            Param("patch", "int", 32, "Side of the square patch, in pixels.", min=2, max=512, step=1),
+            Param(
+                "stride",
+                "int",
+                16,
+                "Step between patch positions, in pixels (smaller: smoother, slower).",
+                min=1,
+                max=512,
+                step=1,
+            ),
+            Param(
+                "baseline",
+                "choice",
+                "zero",
+                "What hides a region: the all-zero input, the image's mean colour, or a blurred copy.",
+                choices=("zero", "mean", "blur"),
+            ),
+            BATCH_SIZE,
+        ),
+        cost=_occlusion_cost,
+        reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+    )
+)
+
+
+# --- RISE ---------------------------------------------------------------------------------------
+def rise_masks(
+    count: int, size: tuple[int, int], cell: int, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Smooth random masks [count, H, W]: a coarse Bernoulli(p) grid, bilinearly upsampled, randomly shifted."""
+    h, w = size
+    gh, gw = math.ceil(h / cell) + 1, math.ceil(w / cell) + 1
+    masks = []
+    for _ in range(count):  # one draw per mask keeps masks independent of the batch size
+        grid = (torch.rand(gh, gw, generator=generator) < p).float()
+        dy, dx = (int(v) for v in torch.randint(0, cell, (2,), generator=generator))
+        up = F.interpolate(
+            grid[None, None], size=(gh * cell, gw * cell), mode="bilinear", align_corners=False
+        )
+        masks.append(up[0, 0, dy : dy + h, dx : dx + w])
+    return torch.stack(masks)
+
+
+def _rise(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    prm = ctx.params
+    x = ctx.x
+    _, _, h, w = x.shape
+    n, cell, p = int(prm["masks"]), int(prm["cell"]), float(prm["p"])
+    if cell > max(h, w):
+        raise InvalidParameter(f"The RISE cell ({cell} px) is larger than the image ({w}x{h}).")
+    generator = torch.Generator().manual_seed(int(prm["seed"]))
+    black = ctx.model.black(x)
+    target = ctx.target
+    score_fn = None
+    if (
+        prm["score"] == "probability"
+        and isinstance(target, ClassTarget)
+        and ctx.model.task == "classification"
+    ):
+
+        def score_fn(out: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(out.float(), dim=1)[:, target.index]
+
+    total = torch.zeros(h, w, device=x.device)
+
+    def body(start: int, stop: int) -> None:
+        masks = rise_masks(stop - start, (h, w), cell, p, generator).to(x.device, x.dtype)
+        m = masks[:, None]
+        scores = ctx.scores(x * m + black * (1 - m), score_fn).to(x.device)
+        total.add_((scores[:, None, None] * masks).sum(0))
+
+    ctx.for_batches(n, body, "RISE masks")
+    raw = total / (n * p)
+    return raw, raw.clone()
+
+
+register(
+    MethodSpec(
+        id="rise",
+        family="perturbation",
+        title="RISE",
+        description="Randomised input sampling: the score-weighted average of many random smooth masks. "
+        "Black-box: it works for any model.",
+        compute=_rise,
+        params=(
+            Param(
+                "masks",
+                "int",
+                500,
+                "Number of random masks (the paper uses thousands).",
+                min=1,
+                max=20000,
+                step=1,
+            ),
+            Param(
+                "cell",
+                "int",
+                28,
+                "Size of one cell of the random grid, in pixels: larger cells, coarser map.",
+                min=2,
+                max=512,
+                step=1,
+            ),
+            Param(
+                "p", "float", 0.5, "Probability that a cell is kept visible.", min=0.01, max=0.99, step=0.01
+            ),
+            Param(
+                "score",
+                "choice",
+                "probability",
+                "Score masked images by the class probability (as in the "
+                "paper) or by the target's raw score (logit).",
+                choices=("probability", "raw"),
+            ),
+            SEED,
+            BATCH_SIZE,
+        ),
+        cost=lambda p, info: (int(p["masks"]), 0),
+        reference="Petsiuk et al. 2018, RISE",
+    )
+)

@@ -1,0 +1,5 @@
+"""Importing this module registers every model the project knows."""
+
+from __future__ import annotations
+
+from . import classification  # noqa: F401

@@ -1,0 +1,7 @@
+"""Task adapters: how a task's model is called, what its predictions are, how targets score it."""
+
+from __future__ import annotations
+
+from .base import TaskAdapter, get_adapter
+
+__all__ = ["TaskAdapter", "get_adapter"]

@@ -1,0 +1,48 @@
+"""The adapter interface every task implements, and the lookup by task name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ..models.loaded import LoadedModel
+    from ..targets import Target
+
+TASKS = ("classification", "detection", "keypoints", "segmentation", "salient_object")
+
+
+class TaskAdapter:
+    """Calls a task's model and turns its output into predictions (targets, best first)."""
+
+    task = "classification"
+
+    def forward(self, module: nn.Module, x: torch.Tensor) -> Any:
+        """The model output in the task's canonical form (what targets are called with)."""
+        return module(x)
+
+    def predict(self, model: LoadedModel, output: Any, top_k: int, threshold: float) -> list[Target]:
+        raise NotImplementedError
+
+    def perturbation_score(self, target: Target, output: Any) -> torch.Tensor:
+        """Score of perturbed images for occlusion/RISE; by default the target's own score."""
+        return target(output)
+
+
+_ADAPTERS: dict[str, type[TaskAdapter]] = {}
+
+
+def register_adapter(cls: type[TaskAdapter]) -> type[TaskAdapter]:
+    """Class decorator: make an adapter available under its task name."""
+    _ADAPTERS[cls.task] = cls
+    return cls
+
+
+def get_adapter(task: str) -> TaskAdapter:
+    from . import classification  # noqa: F401  (importing registers the adapters)
+
+    if task not in _ADAPTERS:
+        raise ValueError(f"No adapter for task '{task}'.")
+    return _ADAPTERS[task]()
