@@ -422,15 +422,15 @@ class Engine:
         with model.lock:
             ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
             if spec.needs_target:
-                output = ctx.output()
                 if target is None:
-                    predictions = model.adapter.predict(model, output, 1, 0.0)
+                    predictions = model.adapter.predict(model, ctx.output(), 1, 0.0)
                     if not predictions:
                         raise InvalidParameter(
                             "The model predicts nothing on this image, so there is no default target."
                         )
                     target = predictions[0]
-                target = target.bind(output)
+                if model.adapter.binds_targets:
+                    target = target.bind(ctx.output())
             ctx.target = target
             result_key = (
                 "result",

@@ -200,7 +200,7 @@ def _integrated_gradients(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         f_x = ctx.target(ctx.output()).sum()
         f_b = ctx.target(ctx.model.forward(baseline)).sum()
-    ctx.forward_passes += 1
+    ctx.forward_passes += 1  # the baseline's score
     ctx.extras["completeness_delta"] = float(raw.sum() - (f_x - f_b))
     ctx.extras["score_difference"] = float(f_x - f_b)
     return raw, channel_sum(raw)
@@ -238,7 +238,7 @@ register(
             SEED,
             BATCH_SIZE,
         ),
-        cost=lambda p, info: (int(p["steps"]) + 1, int(p["steps"])),
+        cost=lambda p, info: (int(p["steps"]) + 2, int(p["steps"])),
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
     )
 )

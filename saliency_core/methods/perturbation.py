@@ -41,7 +41,7 @@ def _occlusion(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
         raise InvalidParameter(f"The occlusion patch ({patch} px) is larger than the image ({w}x{h}).")
     baseline = occlusion_baseline(x, p["baseline"])
     windows = [(y, xx) for y in window_starts(h, patch, stride) for xx in window_starts(w, patch, stride)]
-    reference = ctx.scores(x)[0]
+    reference = ctx.model.adapter.perturbation_score(ctx.target, ctx.output())[0].float()
     total = torch.zeros(h, w, device=x.device)
     count = torch.zeros(h, w, device=x.device)
 
@@ -74,7 +74,7 @@ register(
         "region is hidden; per pixel, the mean drop over the windows covering it.",
         compute=_occlusion,
         params=(
-            Param("patch", "int", 32, "Side of the square patch, in pixels.", min=2, max=512, step=1),
+            Param("patch", "int", 32, "Side of the square patch, in pixels.", min=1, max=512, step=1),
             Param(
                 "stride",
                 "int",

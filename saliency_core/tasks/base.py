@@ -18,6 +18,8 @@ class TaskAdapter:
     """Calls a task's model and turns its output into predictions (targets, best first)."""
 
     task = "classification"
+    # Whether targets take something from the unperturbed output (a predicted region) before a method runs.
+    binds_targets = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> Any:
         """The model output in the task's canonical form (what targets are called with)."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 @register_adapter
 class ClassificationAdapter(TaskAdapter):
     task = "classification"
+    binds_targets = False
 
     def predict(self, model: LoadedModel, output: Any, top_k: int, threshold: float) -> list[Target]:
         logits = output[0] if isinstance(output, torch.Tensor) else torch.as_tensor(output)[0]

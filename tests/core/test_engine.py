@@ -1,0 +1,275 @@
+"""The shared engine: no leftover hooks, untouched models, thread safety, shared needs, caching, cancel."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+import torchvision
+from known_models import TinyCam
+
+import saliency_core as sc
+from saliency_core.hooks import hook_count
+
+FAST_PARAMS = {
+    "smoothgrad": {"samples": 3},
+    "integrated_gradients": {"steps": 4},
+    "occlusion": {"patch": 32, "stride": 32},
+    "rise": {"masks": 6, "cell": 16},
+}
+
+
+def _all_methods() -> list[str]:
+    return [m.id for m in sc.list_methods()]
+
+
+@pytest.fixture(scope="module")
+def resnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None, num_classes=10).eval()
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+def _snapshot(module: torch.nn.Module) -> dict:
+    return {
+        "state": {k: v.clone() for k, v in module.state_dict().items()},
+        "requires_grad": [p.requires_grad for p in module.parameters()],
+        "training": [m.training for m in module.modules()],
+        "grads": [p.grad for p in module.parameters()],
+        "hooks": hook_count(module),
+    }
+
+
+def _assert_unchanged(module: torch.nn.Module, before: dict) -> None:
+    after = _snapshot(module)
+    assert after["hooks"] == before["hooks"] == 0
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["training"] == before["training"]
+    assert all(g is None for g in after["grads"]), "a method wrote param.grad"
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), f"{key} changed"
+
+
+@pytest.mark.parametrize("method", _all_methods())
+def test_every_method_leaves_no_hook_and_an_unchanged_model(resnet, image, method) -> None:
+    engine = sc.Engine(device="cpu")
+    before = _snapshot(resnet)
+    a = engine.attribute(resnet, image, method, 3, **FAST_PARAMS.get(method, {}))
+    assert a.map.shape == (64, 64) and a.map.dtype == torch.float32 and a.map.device.type == "cpu"
+    assert torch.isfinite(a.map).all()
+    _assert_unchanged(resnet, before)
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_no_hook_left_after_a_failing_run(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    before = _snapshot(resnet)
+
+    def exploding_target(output: torch.Tensor) -> torch.Tensor:
+        raise Boom("target failed")
+
+    class BadTarget(sc.ClassTarget):
+        def __call__(self, output):  # type: ignore[override]
+            return exploding_target(output)
+
+    for method in ("gradcam", "guided_backprop", "integrated_gradients", "scorecam", "eigencam"):
+        with pytest.raises((Boom, sc.InvalidParameter)):
+            if method == "eigencam":
+                engine.attribute(resnet, image, method, layer="no.such.layer")
+            else:
+                engine.attribute(resnet, image, method, BadTarget(3), **FAST_PARAMS.get(method, {}))
+        _assert_unchanged(resnet, before)
+
+
+def test_cancel_stops_a_long_method_and_the_engine_keeps_working(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    before = _snapshot(resnet)
+    calls = []
+
+    def progress(fraction: float, message: str) -> None:
+        calls.append(fraction)
+
+    with pytest.raises(sc.Cancelled):
+        engine.attribute(
+            resnet,
+            image,
+            "occlusion",
+            3,
+            patch=8,
+            stride=4,
+            batch_size=4,
+            progress=progress,
+            cancel=lambda: len(calls) >= 3,
+        )
+    _assert_unchanged(resnet, before)
+    assert len(calls) == 3  # stopped at the first check after the third report, not at the end
+    event = threading.Event()
+    event.set()
+    with pytest.raises(sc.Cancelled):
+        engine.attribute(resnet, image, "rise", 3, masks=50, cancel=event)
+    a = engine.attribute(resnet, image, "occlusion", 3, patch=32, stride=32)
+    assert a.forward_passes == 4  # the 4 windows; the unoccluded score survived the cancelled run
+
+
+def test_progress_reports_rise_to_one(resnet, image) -> None:
+    seen: list[float] = []
+    sc.Engine(device="cpu").attribute(
+        resnet, image, "integrated_gradients", 3, steps=10, batch_size=3, progress=lambda f, m: seen.append(f)
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert seen == sorted(seen) and len(seen) == 1 + 4
+
+
+def test_switching_gradient_cam_variants_makes_no_model_pass(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    first = engine.attribute(resnet, image, "gradcam", 3, layer="layer3")
+    assert (first.forward_passes, first.backward_passes) == (1, 1)
+    for method in ("gradcam_pp", "xgradcam", "hirescam", "layercam", "gradient", "gradient_x_input"):
+        a = (
+            engine.attribute(resnet, image, method, 3, layer="layer3")
+            if "cam" in method
+            else engine.attribute(resnet, image, method, 3)
+        )
+        assert (a.forward_passes, a.backward_passes) == (0, 0), method
+        assert not a.cached  # computed from shared needs, not a stored result
+    # Eigen-CAM reuses the activations captured by the gradient pass
+    assert engine.attribute(resnet, image, "eigencam", layer="layer3").forward_passes == 0
+    again = engine.attribute(resnet, image, "gradcam", 3, layer="layer3")
+    assert again.cached and torch.equal(again.map, first.map)
+    other_target = engine.attribute(resnet, image, "gradcam", 4, layer="layer3")
+    assert other_target.backward_passes == 1 and not torch.equal(other_target.map, first.map)
+
+
+def test_results_do_not_depend_on_the_batch_size(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    a = engine.attribute(resnet, image, "integrated_gradients", 3, steps=6, batch_size=1)
+    b = engine.attribute(resnet, image, "integrated_gradients", 3, steps=6, batch_size=6, use_cache=False)
+    assert torch.allclose(a.map, b.map, rtol=1e-4, atol=1e-6)
+
+
+def test_eight_threads_on_one_shared_model_give_the_serial_results(resnet, image) -> None:
+    jobs = [
+        ("gradcam", 1, {"layer": "layer4"}),
+        ("gradcam_pp", 2, {"layer": "layer3"}),
+        ("integrated_gradients", 3, {"steps": 4}),
+        ("gradient", 4, {}),
+        ("guided_backprop", 5, {}),
+        ("occlusion", 6, {"patch": 32, "stride": 32}),
+        ("smoothgrad", 7, {"samples": 3}),
+        ("scorecam", 8, {"layer": "layer4"}),
+    ]
+    serial = [sc.Engine(device="cpu").attribute(resnet, image, m, c, **p).map for m, c, p in jobs]
+    shared = sc.Engine(device="cpu")
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job: tuple) -> torch.Tensor:
+        method, cls, params = job
+        barrier.wait()
+        return shared.attribute(resnet, image, method, cls, **params).map
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        parallel = list(pool.map(run, jobs))
+    for (method, _, _), s, p in zip(jobs, serial, parallel):
+        assert torch.allclose(s, p, rtol=1e-5, atol=1e-7), method
+    assert hook_count(resnet) == 0
+
+
+@pytest.mark.parametrize("method", _all_methods())
+def test_estimate_matches_the_passes_made(resnet, image, method) -> None:
+    engine = sc.Engine(device="cpu")
+    params = dict(FAST_PARAMS.get(method, {}))
+    if method == "scorecam":
+        params["layer"] = "layer4"
+    estimate = engine.estimate(resnet, method, params, x=image)
+    a = engine.attribute(resnet, image, method, 3, **params)
+    assert (estimate.forward_passes, estimate.backward_passes) == (a.forward_passes, a.backward_passes)
+
+
+def test_estimate_gives_seconds_once_speed_is_known(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    assert engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image).seconds is None
+    engine.attribute(resnet, image, "occlusion", 3, patch=32, stride=32)
+    est = engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image)
+    assert est.forward_passes == 17 and est.seconds is not None and est.seconds > 0
+
+
+def test_result_cache_respects_its_byte_budget(image) -> None:
+    model = TinyCam(torch.eye(3)).eval()
+    one_map = 64 * 64 * 4
+    engine = sc.Engine(device="cpu", cache_bytes=one_map * 5)  # room for two results (map + raw each)
+    for cls in range(3):
+        engine.attribute(model, image, "occlusion", cls, patch=32, stride=32)
+    stats = engine.cache.stats()
+    assert stats.bytes <= stats.max_bytes
+    assert stats.evictions > 0
+    first = engine.attribute(model, image, "occlusion", 0, patch=32, stride=32)
+    assert not first.cached  # evicted: recomputed
+
+
+def test_changing_the_weights_invalidates_cached_results(image) -> None:
+    model = TinyCam(torch.eye(3)).eval()
+    engine = sc.Engine(device="cpu")
+    a = engine.attribute(model, image, "gradcam", 0, layer="features")
+    with torch.no_grad():
+        model.fc.weight.mul_(2)
+    b = engine.attribute(model, image, "gradcam", 0, layer="features")
+    assert not b.cached and torch.allclose(b.map, 2 * a.map)
+
+
+def test_bad_requests_have_clear_messages(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    with pytest.raises(sc.UnknownMethod, match="Known methods"):
+        engine.attribute(resnet, image, "gradcamm", 3)
+    with pytest.raises(sc.InvalidParameter, match="no layer named 'layer9'"):
+        engine.attribute(resnet, image, "gradcam", 3, layer="layer9")
+    with pytest.raises(sc.InvalidParameter, match="has no parameter steps"):
+        engine.attribute(resnet, image, "gradient", 3, steps=4)
+    with pytest.raises(sc.InvalidParameter, match="at least 2"):
+        engine.attribute(resnet, image, "integrated_gradients", 3, steps=1)
+    with pytest.raises(sc.InvalidParameter, match="out of range"):
+        engine.attribute(resnet, image, "gradient", 99)
+    with pytest.raises(sc.InvalidParameter, match="one image at a time"):
+        engine.attribute(resnet, torch.rand(2, 3, 64, 64), "gradient", 3)
+    with pytest.raises(sc.InvalidParameter, match="larger than the image"):
+        engine.attribute(resnet, image, "occlusion", 3, patch=100)
+    with pytest.raises(sc.InvalidParameter, match="CAM needs the layer"):
+        engine.attribute(resnet, image, "cam", 3, layer="layer3")
+
+
+def test_default_target_is_the_top_prediction(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    top = int(resnet(image).argmax())
+    a = engine.attribute(resnet, image, "gradient")
+    assert a.target.index == top
+    b = engine.attribute(resnet, image, "gradient", top)
+    assert torch.equal(a.map, b.map)
+
+
+def test_device_selection(monkeypatch) -> None:
+    from saliency_core.device import pick_device
+
+    monkeypatch.setenv("SALIENCY_DEVICE", "cpu")
+    assert pick_device().type == "cpu"
+    assert sc.Engine().device.type == "cpu"
+    monkeypatch.delenv("SALIENCY_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if (
+        not torch.cuda.is_available()
+        and getattr(torch.backends, "mps", None)
+        and torch.backends.mps.is_available()
+    ):
+        expected = "mps"
+    assert pick_device().type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(sc.InvalidParameter, match="CUDA is not available"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"
