@@ -105,14 +105,14 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     with path.open("wb") as fh:
         pickle.dump({"fc.weight": Payload()}, fh)
-    with pytest.raises(sc.InvalidWeights, match="weights_only=True"):
+    with pytest.raises(sc.InvalidWeights, match=r"weights_only=True"):
         sc.Engine(device="cpu").load_model("resnet18", weights=str(path))
 
 
 def test_garbage_and_missing_files(tmp_path: Path) -> None:
     path = tmp_path / "noise.safetensors"
     path.write_bytes(b"not a safetensors file")
-    with pytest.raises(sc.InvalidWeights, match="Could not read noise.safetensors"):
+    with pytest.raises(sc.InvalidWeights, match=r"Could not read noise\.safetensors"):
         sc.Engine(device="cpu").load_model("resnet18", weights=str(path))
     with pytest.raises(sc.InvalidWeights, match="No weights file"):
         sc.Engine(device="cpu").load_model("resnet18", weights=str(tmp_path / "absent.pt"))
