@@ -124,5 +124,5 @@ def test_models_load_once_per_process() -> None:
 
 
 def test_unknown_model() -> None:
-    with pytest.raises(sc.UnknownModel, match="Known models:.*resnet50"):
+    with pytest.raises(sc.UnknownModel, match=r"Known models:.*resnet50"):
         sc.Engine(device="cpu").load_model("resnet51")
