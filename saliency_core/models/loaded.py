@@ -75,6 +75,12 @@ class LoadedModel:
         """Identity for caches: the module object and the version of its weights."""
         return (self._token, state_version(self.module))
 
+    def with_module(self, module: nn.Module, label: str) -> LoadedModel:
+        """The same model description around another module (e.g. a randomised copy for sanity checks)."""
+        return LoadedModel(
+            module, engine=self.engine, spec=self.spec, weights=f"{self.weights}+{label}", device=self.device
+        )
+
     # --- images -----------------------------------------------------------------------------
     def preprocess(self, image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
         """PIL image or HxWx3 uint8 array -> Tensor [1, 3, H, W] on the model's device."""
