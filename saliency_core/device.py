@@ -43,8 +43,17 @@ def describe(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+CACHE_ENV_VAR = "SALIENCY_CACHE_MB"
+
+
 def default_cache_bytes(device: torch.device) -> int:
-    """Result-cache budget sized for the device: generous where memory is plentiful."""
+    """Cache budget: $SALIENCY_CACHE_MB if set, else sized for the device (1/8 of GPU memory, at most 4 GiB)."""
+    override = os.environ.get(CACHE_ENV_VAR)
+    if override:
+        try:
+            return max(0, int(float(override) * (1 << 20)))
+        except ValueError:
+            raise InvalidParameter(f"{CACHE_ENV_VAR} must be a number of megabytes, got {override!r}.") from None
     if device.type == "cuda":
         total = torch.cuda.get_device_properties(device.index or 0).total_memory
         return int(min(4 << 30, total // 8))

@@ -273,3 +273,11 @@ def test_device_selection(monkeypatch) -> None:
         with pytest.raises(sc.InvalidParameter, match="CUDA is not available"):
             pick_device("cuda")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_cache_budget_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SALIENCY_CACHE_MB", "3")
+    assert sc.Engine(device="cpu").cache.max_bytes == 3 * 1024 * 1024
+    monkeypatch.setenv("SALIENCY_CACHE_MB", "lots")
+    with pytest.raises(sc.InvalidParameter, match="megabytes"):
+        sc.Engine(device="cpu")
