@@ -32,6 +32,10 @@ class TaskAdapter:
         """Score of perturbed images for occlusion/RISE; by default the target's own score."""
         return target(output)
 
+    def faithfulness_score(self, target: Target, output: Any) -> torch.Tensor:
+        """Score tracked by deletion/insertion curves; by default the perturbation score."""
+        return self.perturbation_score(target, output)
+
 
 _ADAPTERS: dict[str, type[TaskAdapter]] = {}
 

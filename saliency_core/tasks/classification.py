@@ -31,3 +31,10 @@ class ClassificationAdapter(TaskAdapter):
             for v, i in zip(values.tolist(), indices.tolist())
             if float(v) >= threshold
         ]
+
+    def faithfulness_score(self, target: Target, output: Any) -> torch.Tensor:
+        """The softmax probability of the target class (as in the RISE paper's deletion/insertion)."""
+        if isinstance(target, ClassTarget) and isinstance(output, torch.Tensor) and output.ndim == 2:
+            target(output)  # validates the class index with a clear message
+            return torch.softmax(output.float(), dim=1)[:, target.index]
+        return super().faithfulness_score(target, output)
