@@ -1,0 +1,168 @@
+"""Known answers for saliency_core.viz: normalisation, colormaps, overlays, grids, figures, drawing."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from saliency_core import viz
+
+SIGNED = np.array([[-2.0, -1.0, 0.0], [1.0, 2.0, 4.0]], np.float32)
+
+
+def test_normalise_positive_negative_absolute_signed() -> None:
+    np.testing.assert_allclose(viz.normalise(SIGNED, "positive"), [[0, 0, 0], [0.25, 0.5, 1.0]])
+    np.testing.assert_allclose(viz.normalise(SIGNED, "negative"), [[1.0, 0.5, 0], [0, 0, 0]])
+    np.testing.assert_allclose(viz.normalise(SIGNED, "absolute"), [[0.5, 0.25, 0], [0.25, 0.5, 1.0]])
+    # signed: 0.5 is zero, the largest magnitude (4) maps to 1 and -4 would map to 0
+    np.testing.assert_allclose(viz.normalise(SIGNED, "signed"), [[0.25, 0.375, 0.5], [0.625, 0.75, 1.0]])
+
+
+def test_normalise_accepts_tensors_and_leading_singletons() -> None:
+    out = viz.normalise(torch.tensor(SIGNED)[None, None], "positive")
+    assert out.dtype == np.float32 and out.shape == (2, 3)
+    np.testing.assert_allclose(out, viz.normalise(SIGNED, "positive"))
+
+
+def test_percentile_clip_saturates_the_top() -> None:
+    values = np.arange(101, dtype=np.float32).reshape(1, 101)  # 0..100
+    out = viz.normalise(values, "positive", clip_percentile=50.0)  # the 50th percentile is 50
+    assert out[0, 50] == pytest.approx(1.0)
+    assert out[0, 25] == pytest.approx(0.5)
+    assert np.all(out[0, 50:] == 1.0)
+
+
+def test_shared_scale_uses_the_largest_map() -> None:
+    a = np.array([[0.0, 1.0]], np.float32)
+    b = np.array([[0.0, 4.0]], np.float32)
+    own = viz.normalise_many([a, b], shared=False)
+    shared = viz.normalise_many([a, b], shared=True)
+    np.testing.assert_allclose(own[0], [[0, 1]])
+    np.testing.assert_allclose(shared[0], [[0, 0.25]])
+    np.testing.assert_allclose(shared[1], [[0, 1]])
+    assert viz.shared_scale([a, b]) == pytest.approx(4.0)
+
+
+def test_zero_and_nonfinite_maps_do_not_divide_by_zero() -> None:
+    assert np.all(viz.normalise(np.zeros((4, 4))) == 0)
+    assert np.all(viz.normalise(np.zeros((4, 4)), "signed") == 0.5)
+    out = viz.normalise(np.array([[np.nan, 1.0], [np.inf, 2.0]]))
+    assert np.all(np.isfinite(out)) and out.max() == pytest.approx(1.0)
+
+
+def test_bad_sign_is_refused() -> None:
+    with pytest.raises(ValueError, match="sign"):
+        viz.normalise(SIGNED, "both")
+
+
+def test_colormap_luts_are_rgb_and_span_their_range() -> None:
+    for name in viz.COLORMAPS:
+        lut = viz.colormap_lut(name)
+        assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    np.testing.assert_array_equal(viz.colormap_lut("gray")[[0, 255]], [[0, 0, 0], [255, 255, 255]])
+    # OpenCV is BGR; our tables are RGB: jet ends red, inferno starts black and ends pale yellow
+    r, _g, b = viz.colormap_lut("jet")[255]
+    assert r > 100 and b < 50
+    assert viz.colormap_lut("inferno")[0].max() < 10
+    assert viz.colormap_lut("inferno")[255][0] > 200 and viz.colormap_lut("inferno")[255][2] < 200
+    with pytest.raises(ValueError, match="colormap"):
+        viz.colormap_lut("rainbow-unicorn")
+
+
+def test_apply_colormap_and_colorscale_agree() -> None:
+    rgb = viz.apply_colormap(np.array([[0.0, 1.0]]), "gray")
+    np.testing.assert_array_equal(rgb, [[[0, 0, 0], [255, 255, 255]]])
+    scale = viz.plotly_colorscale("gray", stops=3)
+    assert scale[0] == [0.0, "rgb(0,0,0)"] and scale[-1] == [1.0, "rgb(255,255,255)"]
+
+
+def test_overlay_alpha_zero_is_the_image_and_alpha_one_the_colour() -> None:
+    image = np.full((4, 6, 3), 100, np.uint8)
+    map01 = np.ones((4, 6), np.float32)
+    np.testing.assert_array_equal(viz.overlay(image, map01, "gray", alpha=0.0), image)
+    np.testing.assert_array_equal(viz.overlay(image, map01, "gray", alpha=1.0), np.full_like(image, 255))
+    half = viz.overlay(image, map01, "gray", alpha=0.5)
+    assert np.all(half == round(0.5 * 100 + 0.5 * 255))
+    # opacity by value: zero saliency leaves the picture unchanged even at alpha 1
+    zero = viz.overlay(image, np.zeros((4, 6)), "gray", alpha=1.0, alpha_by_value=True)
+    np.testing.assert_array_equal(zero, image)
+
+
+def test_overlay_resizes_the_map_to_the_picture() -> None:
+    out = viz.overlay(np.zeros((32, 48, 3), np.uint8), np.ones((7, 7)), "gray", alpha=1.0)
+    assert out.shape == (32, 48, 3) and np.all(out == 255)
+
+
+def test_difference_of_two_maps() -> None:
+    d = viz.difference(np.array([[1.0, 0.0]]), np.array([[0.25, 0.5]]))
+    np.testing.assert_allclose(d, [[0.75, -0.5]])
+
+
+def test_grid_places_tiles_and_titles() -> None:
+    red = np.zeros((20, 30, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((10, 10, 3), np.uint8)
+    blue[..., 2] = 255
+    out = viz.grid([red, blue, red], ["a", "b", "c"], columns=2, pad=4, font_size=10)
+    title_h = 18
+    assert out.shape == (2 * (20 + title_h) + 3 * 4, 2 * 30 + 3 * 4, 3)
+    assert tuple(out[4 + title_h + 5, 4 + 5]) == (255, 0, 0)  # first tile
+    assert tuple(out[4 + title_h + 5, 4 + 30 + 4 + 5]) == (0, 0, 255)  # second tile, resized to 20x30
+    assert tuple(out[-3, -3]) == (255, 255, 255)  # background where the fourth tile would be
+    with pytest.raises(ValueError):
+        viz.grid([red], ["a", "b"])
+
+
+def test_png_bytes_decode_and_downscale() -> None:
+    data = viz.png_bytes(np.zeros((400, 1200, 3), np.uint8), max_side=600)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "PNG" and im.size == (600, 200)
+
+
+def test_heatmap_figure_hovers_raw_values() -> None:
+    raw = np.array([[-1.0, 2.0], [0.5, 4.0]], np.float32)
+    figure = viz.heatmap_figure(raw, viz.normalise(raw), cmap="viridis", title="t")
+    trace = figure.data[0]
+    assert trace.type == "heatmap"
+    np.testing.assert_allclose(np.asarray(trace.customdata), raw)
+    np.testing.assert_allclose(np.asarray(trace.z), [[0, 0.5], [0.125, 1.0]])
+    assert "customdata" in trace.hovertemplate
+
+
+def test_matrix_figure_labels_cells() -> None:
+    figure = viz.matrix_figure(np.array([[1.0, 0.25], [0.25, 1.0]]), ["a", "b"])
+    trace = figure.data[0]
+    assert list(trace.x) == ["a", "b"] and trace.text[0][1] == "0.25"
+
+
+def test_draw_boxes_colours_the_outline_and_dims_others_when_highlighting() -> None:
+    image = np.full((40, 40, 3), 200, np.uint8)
+    out = viz.draw_boxes(image, [[5, 5, 30, 30]], colors=[(255, 0, 0)], thickness=1)
+    assert tuple(out[5, 15]) == (255, 0, 0) and tuple(out[15, 15]) == (200, 200, 200)
+    assert np.array_equal(image, np.full((40, 40, 3), 200, np.uint8))  # the input is not modified
+    two = viz.draw_boxes(image, [[2, 2, 10, 10], [20, 20, 35, 35]], labels=["a", "b"], highlight=1)
+    assert two[38, 38].max() < 200  # dimmed outside the boxes
+    assert viz.draw_boxes(image, []).shape == image.shape
+
+
+def test_draw_keypoints_skips_invisible_points() -> None:
+    image = np.zeros((30, 30, 3), np.uint8)
+    points = [[5, 5, 1.0], [20, 20, 0.0], [25, 5, 1.0]]
+    out = viz.draw_keypoints(image, points, skeleton=[(0, 2), (0, 1)], color=(0, 255, 0), radius=2)
+    assert tuple(out[5, 5]) == (0, 255, 0)
+    assert out[20, 20].max() == 0  # invisible point and its edge are not drawn
+    assert out[5, 15][1] > 0  # the visible edge 0-2 is
+    marked = viz.draw_keypoints(image, points, highlight=0, names=["nose", "x", "y"])
+    assert np.abs(marked[5, 5].astype(int) - (230, 25, 75)).max() < 10
+
+
+def test_draw_mask_tints_inside_only() -> None:
+    image = np.zeros((20, 20, 3), np.uint8)
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True
+    out = viz.draw_mask(image, mask, color=(200, 100, 0), alpha=0.5, contour=False)
+    assert tuple(out[10, 10]) == (100, 50, 0) and tuple(out[0, 0]) == (0, 0, 0)
