@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import metrics
 from .engine import Attribution, Engine, Estimate, get_engine, set_engine
 from .errors import (
     Cancelled,
@@ -89,5 +90,6 @@ __all__ = [
     "list_samples",
     "load_image",
     "load_model",
+    "metrics",
     "set_engine",
 ]
