@@ -285,10 +285,12 @@ def heatmap_figure(
     cmap: str = "inferno",
     title: str = "",
     height: int = 420,
+    zrange: tuple[float, float] = (0.0, 1.0),
 ) -> go.Figure:
     """An interactive heatmap: colours from the display map, hover showing the raw and normalised values.
 
-    `saliency` is the raw (signed) map; `map01` what is displayed (default: `normalise(saliency)`).
+    `saliency` is the raw (signed) map; `map01` what is displayed (default: `normalise(saliency)`), on the
+    colour range `zrange` (e.g. (-1, 1) for a difference of two maps).
     """
     import plotly.graph_objects as go
 
@@ -300,19 +302,21 @@ def heatmap_figure(
         go.Heatmap(
             z=shown,
             customdata=raw,
-            zmin=0.0,
-            zmax=1.0,
+            zmin=float(zrange[0]),
+            zmax=float(zrange[1]),
             colorscale=plotly_colorscale(cmap),
-            colorbar={"title": {"text": "shown"}, "thickness": 12},
+            colorbar={"thickness": 10, "len": 0.9, "outlinewidth": 0, "tickfont": {"size": 10}},
             hovertemplate="x %{x}, y %{y}<br>value %{customdata:.4g}<br>shown %{z:.2f}<extra></extra>",
         )
     )
-    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False)
-    figure.update_xaxes(constrain="domain", showticklabels=False)
+    figure.update_yaxes(
+        autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False, showgrid=False
+    )
+    figure.update_xaxes(constrain="domain", showticklabels=False, showgrid=False)
     figure.update_layout(
         title={"text": title} if title else None,
         height=height,
-        margin={"l": 8, "r": 8, "t": 36 if title else 8, "b": 8},
+        margin={"l": 0, "r": 0, "t": 32 if title else 0, "b": 0},
     )
     return figure
 
