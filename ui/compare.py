@@ -1,0 +1,296 @@
+"""The Compare page's pieces: choosing variants (several methods, or one method over a parameter), the grid,
+the agreement matrices and the difference view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import saliency_core as sc
+from saliency_core import viz
+from ui import display, export, params, resources, results, state
+from ui.display import Display
+from ui.results import Result
+from ui.view import View
+
+MODES = ["Methods", "One method, several settings"]
+DEFAULT_METHODS = ("gradcam", "gradient_x_input", "guided_backprop", "edges_sobel")
+MAX_VARIANTS = 8
+PENDING = f"{state.COMPARE_PREFIX}pending"
+AUTO_RUN_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    info: sc.MethodInfo
+    params: dict[str, Any]
+
+
+# --- choosing variants ---------------------------------------------------------------------------------------
+def _explored_methods(view: View, ids: Sequence[str]) -> list[str]:
+    """Methods this session already ran on the current image, model and target (most recent last)."""
+    found: list[str] = []
+    for key, result in results.store().matching(view.base_key()):
+        target = key[3]
+        if result.method in ids and target in ((), view.target_key()) and result.method not in found:
+            found.append(result.method)
+    return found
+
+
+def choose_variants(view: View) -> list[Variant]:
+    """The mode switch and its pickers; returns the variants to show."""
+    state.default(f"{state.COMPARE_PREFIX}mode", MODES[0], allowed=MODES)
+    mode = st.segmented_control(
+        "Compare", MODES, key=f"{state.COMPARE_PREFIX}mode", required=True, label_visibility="collapsed"
+    )
+    if mode == MODES[0]:
+        return _methods_variants(view)
+    return _sweep_variants(view)
+
+
+def _methods_variants(view: View) -> list[Variant]:
+    infos = resources.methods(view.model.task)
+    by_id = {m.id: m for m in infos}
+    key = f"{state.COMPARE_PREFIX}methods"
+    explored = _explored_methods(view, list(by_id))
+    if key not in st.session_state or not isinstance(st.session_state[key], list):
+        first = explored[-MAX_VARIANTS:] if len(explored) >= 2 else [m for m in DEFAULT_METHODS if m in by_id]
+        st.session_state[key] = first
+    st.session_state[key] = [m for m in st.session_state[key] if m in by_id]
+    chosen = st.multiselect(
+        "Methods",
+        list(by_id),
+        key=key,
+        format_func=lambda i: f"{by_id[i].title} ({resources.family_title(by_id[i].family)})",
+        max_selections=MAX_VARIANTS,
+        help="Each uses the parameters last set for it on the Explore page (defaults otherwise).",
+    )
+    layers = view.model.layers()
+    return [Variant(by_id[m].title, by_id[m], params.values(by_id[m], layers)) for m in chosen]
+
+
+def suggested_values(p: dict[str, Any], current: Any, layers: Sequence[str]) -> list[Any]:
+    """Values worth sweeping for a parameter: all layers or choices, else half, current and double."""
+    if p["type"] == "layer":
+        return list(layers)
+    if p["type"] == "choice":
+        return list(p["choices"])
+    if p["type"] == "bool":
+        return [False, True]
+    lo = p.get("min") if p.get("min") is not None else -np.inf
+    hi = p.get("max") if p.get("max") is not None else np.inf
+    base = current if current else (p["default"] or 1)
+    raw = [base / 2, base, base * 2]
+    out = []
+    for v in raw:
+        v = float(np.clip(v, lo, hi))
+        v = round(v) if p["type"] == "int" else round(v, 4)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def parse_values(p: dict[str, Any], text: str) -> tuple[list[Any], list[str]]:
+    """Comma-separated values for a numeric parameter -> (valid values, messages about the others)."""
+    good: list[Any] = []
+    bad: list[str] = []
+    for part in (t.strip() for t in text.split(",")):
+        if not part:
+            continue
+        try:
+            value: Any = int(float(part)) if p["type"] == "int" else float(part)
+            if p["type"] == "int" and float(part) != int(float(part)):
+                raise ValueError
+        except ValueError:
+            bad.append(f"'{part}' is not a{'n integer' if p['type'] == 'int' else ' number'}")
+            continue
+        if not params.is_valid(p, value, []):
+            bad.append(f"{part} is outside {p.get('min')}…{p.get('max')}")
+            continue
+        if value not in good:
+            good.append(value)
+    return good[:MAX_VARIANTS], bad
+
+
+def _sweep_variants(view: View) -> list[Variant]:
+    infos = [
+        m for m in resources.methods(view.model.task) if any(p["name"] != "batch_size" for p in m.params)
+    ]
+    by_id = {m.id: m for m in infos}
+    method_key = f"{state.COMPARE_PREFIX}sweep_method"
+    state.default(method_key, "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
+    left, right = st.columns(2)
+    method_id = left.selectbox("Method", list(by_id), key=method_key, format_func=lambda i: by_id[i].title)
+    info = by_id[method_id]
+    sweepable = [p for p in info.params if p["name"] != "batch_size"]
+    names = [p["name"] for p in sweepable]
+    param_key = f"{state.COMPARE_PREFIX}sweep_param.{method_id}"
+    state.default(param_key, names[0], allowed=names)
+    name = right.selectbox("Vary", names, key=param_key)
+    p = next(q for q in sweepable if q["name"] == name)
+    layers = view.model.layers()
+    base = params.values(info, layers)
+    values_key = f"{state.COMPARE_PREFIX}sweep_values.{method_id}.{name}"
+    suggestions = suggested_values(p, base[name], layers)
+    if p["type"] in ("layer", "choice", "bool"):
+        state.default(values_key, suggestions[:MAX_VARIANTS])
+        st.session_state[values_key] = [v for v in st.session_state[values_key] if v in suggestions]
+        chosen = st.multiselect("Values", suggestions, key=values_key, max_selections=MAX_VARIANTS)
+    else:
+        state.default(values_key, ", ".join(str(v) for v in suggestions))
+        text = st.text_input("Values (comma-separated)", key=values_key, help=p.get("help"))
+        chosen, problems = parse_values(p, text or "")
+        for problem in problems:
+            st.warning(f"Skipped: {problem}.")
+    others = ", ".join(f"{k}={v}" for k, v in base.items() if k not in (name, "batch_size"))
+    if others:
+        st.caption(f"Other parameters as set on Explore: {others}.")
+    return [Variant(f"{info.title} · {name}={v}", info, {**base, name: v}) for v in chosen]
+
+
+# --- computing -------------------------------------------------------------------------------------------
+def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
+    """Stored results of the variants; the missing ones computed when asked (or when cheap)."""
+    jobs = [(v.label, v.info, v.params) for v in variants]
+    keys = tuple(results.request_key(view, v.info, v.params) for v in variants)
+    stored = [results.store().get(k) for k in keys]
+    missing = [v for v, r in zip(variants, stored) if r is None]
+    if not missing:
+        return stored
+    total_seconds: float | None = 0.0
+    texts = []
+    for v in missing:
+        text, seconds = results.estimate_text(view, v.info, v.params)
+        texts.append(f"- **{v.label}**: {text}")
+        total_seconds = None if seconds is None or total_seconds is None else total_seconds + seconds
+    auto = total_seconds is not None and total_seconds <= AUTO_RUN_SECONDS
+    box = st.empty()
+    with box.container(border=True):
+        st.markdown(f"{len(missing)} of {len(variants)} maps still to compute:\n" + "\n".join(texts))
+        st.button(
+            f"Compute {len(missing)} map{'s' if len(missing) > 1 else ''}",
+            key=f"{state.ACTION_PREFIX}compare.run",
+            type="primary",
+            icon=":material/play_arrow:",
+            on_click=results.request,
+            args=(PENDING, keys),
+        )
+    if results.should_run(PENDING, keys, auto):
+        st.session_state[PENDING] = keys
+        done = results.run_with_progress(view, jobs, PENDING)
+        if all(r is not None for r in done):
+            box.empty()
+        return done
+    return stored
+
+
+# --- showing ---------------------------------------------------------------------------------------------
+def scales(done: Sequence[Result], shown: Display) -> list[float | None]:
+    """Per-map scales: None (each its own range) or one shared scale for all."""
+    if not shown.shared:
+        return [None] * len(done)
+    common = max((viz.map_scale(r.map, shown.sign_for(r.method), shown.clip) for r in done), default=0.0)
+    return [common] * len(done)
+
+
+def tiles(view: View, done: Sequence[Result], shown: Display, overlay: bool) -> list[np.ndarray]:
+    out = []
+    for result, scale in zip(done, scales(done, shown)):
+        if overlay:
+            out.append(display.overlay(view, result, shown, scale))
+        else:
+            out.append(viz.apply_colormap(display.map01(result, shown, scale), shown.cmap))
+    return out
+
+
+def grid(view: View, labels: Sequence[str], done: Sequence[Result], shown: Display, overlay: bool) -> None:
+    columns = st.columns(min(4, max(1, len(done))))
+    for i, (label, result, picture) in enumerate(zip(labels, done, tiles(view, done, shown, overlay))):
+        with columns[i % len(columns)]:
+            st.image(picture, caption=label, width="stretch")
+            source = "cache" if result.engine_cached else results.format_seconds(result.seconds)
+            st.caption(f"{source} · {result.forward_passes}F/{result.backward_passes}B passes")
+
+
+def agreement_section(labels: Sequence[str], done: Sequence[Result]) -> sc.metrics.Agreement | None:
+    """Spearman and SSIM between every pair of maps, as two labelled matrices."""
+    if len(done) < 2:
+        st.caption("Choose at least two maps to see how much they agree.")
+        return None
+    try:
+        found = sc.metrics.agreement({label: r.map for label, r in zip(labels, done)})
+    except sc.SaliencyError as exc:
+        st.warning(f"Agreement cannot be computed: {exc}")
+        return None
+    left, right = st.columns(2)
+    short = [_short(label) for label in found.names]
+    left.plotly_chart(
+        viz.matrix_figure(found.spearman, short, "Spearman rank correlation", height=360),
+        config={"displaylogo": False},
+    )
+    right.plotly_chart(
+        viz.matrix_figure(found.ssim, short, "SSIM", height=360),
+        config={"displaylogo": False},
+    )
+    st.caption(
+        "Both compare the maps' magnitudes. Spearman: do the maps rank pixels alike (1 = same order)? "
+        "SSIM: do they look alike, structure by structure (1 = identical)?"
+    )
+    return found
+
+
+def _short(label: str, limit: int = 22) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def difference_section(view: View, labels: Sequence[str], done: Sequence[Result], shown: Display) -> None:
+    """Two maps (as displayed) and their difference on a diverging scale."""
+    if len(done) < 2:
+        return
+    index = list(range(len(done)))
+    key_a, key_b = f"{state.COMPARE_PREFIX}diff_a", f"{state.COMPARE_PREFIX}diff_b"
+    state.default(key_a, 0, allowed=index)
+    state.default(key_b, 1, allowed=index)
+    pick_a, pick_b = st.columns(2)
+    a = pick_a.selectbox("Map A", index, key=key_a, format_func=lambda i: labels[i])
+    b = pick_b.selectbox("Map B", index, key=key_b, format_func=lambda i: labels[i])
+    all_scales = scales(done, shown)
+    map_a = display.map01(done[a], shown, all_scales[a])
+    map_b = display.map01(done[b], shown, all_scales[b])
+    diff = viz.difference(map_a, map_b)
+    cols = st.columns([1, 1, 1.3])
+    cols[0].image(viz.apply_colormap(map_a, shown.cmap), caption=f"A: {labels[a]}", width="stretch")
+    cols[1].image(viz.apply_colormap(map_b, shown.cmap), caption=f"B: {labels[b]}", width="stretch")
+    with cols[2]:
+        figure = viz.heatmap_figure(diff, diff, "coolwarm", height=260, zrange=(-1.0, 1.0))
+        st.plotly_chart(figure, config={"displaylogo": False})
+    st.caption(
+        f"A − B of the maps as displayed: red where A is stronger, blue where B is. "
+        f"Mean absolute difference {float(np.abs(diff).mean()):.3f}."
+    )
+
+
+def exports(
+    view: View,
+    labels: Sequence[str],
+    done: Sequence[Result],
+    shown: Display,
+    overlay: bool,
+    agreement: sc.metrics.Agreement | None,
+) -> None:
+    metrics = {"agreement": agreement.as_dict()} if agreement is not None else {}
+    content = export.card(view, done, shown, labels, metrics=metrics, page="compare")
+    pictures = tiles(view, done, shown, overlay)
+    export.downloads(
+        png=lambda: viz.png_bytes(export.grid_picture([view.picture, *pictures], ["Input", *labels])),
+        npz=lambda: export.maps_npz(view, done, shown, labels, content=content),
+        content=content,
+        stem=f"{export.file_stem(view)}_compare",
+        key="compare",
+        label="grid",
+    )

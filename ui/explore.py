@@ -1,0 +1,90 @@
+"""The Explore view's panels: the method panel (picker, parameters, cost, Run) and the result panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import saliency_core as sc
+from ui import display, export, params, results, share, state
+from ui.view import View
+
+AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
+AUTO_RUN_PASSES = 2  # before speed is measured: methods with at most this many passes each way
+
+
+def _cheap(view: View, info: sc.MethodInfo, values: dict[str, Any], seconds: float | None) -> bool:
+    if seconds is not None:
+        return seconds <= AUTO_RUN_SECONDS
+    try:
+        est = sc.estimate(view.model, info.id, values, view.x)
+    except sc.SaliencyError:
+        return False
+    return est.forward_passes <= AUTO_RUN_PASSES and est.backward_passes <= AUTO_RUN_PASSES
+
+
+def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
+    """Method picker and parameters, the cost before running, and the Run button.
+
+    Returns (method, parameter values, whether it may run without a click).
+    """
+    info = params.method_picker(view.model.task)
+    st.caption(info.description)
+    values = params.form(info, view.model.layers())
+    text, seconds = results.estimate_text(view, info, values)
+    st.caption(f":material/timer: **Cost:** {text}")
+    key = results.request_key(view, info, values)
+    auto = _cheap(view, info, values, seconds)
+    st.button(
+        "Run",
+        key=f"{state.ACTION_PREFIX}run",
+        type="primary",
+        icon=":material/play_arrow:",
+        on_click=results.request,
+        args=(state.PENDING, key),
+        width="stretch",
+        help="Fast methods run as soon as they are chosen; slower ones wait for this button.",
+    )
+    return info, values, auto
+
+
+def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: bool) -> None:
+    """Display settings, then the stored map (computing it if asked), exports and the share link."""
+    shown = display.controls()
+    key = results.request_key(view, info, values)
+    results.show_cancelled()
+    result = results.store().get(key)
+    if result is None and results.should_run(state.PENDING, key, auto):
+        st.session_state[state.PENDING] = key
+        result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING)[0]
+    if result is None:
+        st.info(
+            f"Press **Run** to compute {info.title} for **{view.target_label}**.",
+            icon=":material/play_arrow:",
+        )
+        return
+    display.result_view(view, result, shown)
+    st.divider()
+    _exports(view, result, shown)
+    link = share.sync(view, info, values, shown)
+    with st.expander("Share this view", icon=":material/link:"):
+        if link:
+            st.code(link, language=None)
+            st.caption("Opening this link reproduces the view (bundled samples only).")
+        else:
+            st.caption(
+                "Views of uploaded or camera images cannot be shared: the image is not stored anywhere."
+            )
+
+
+def _exports(view: View, result: results.Result, shown: display.Display) -> None:
+    content = export.card(view, [result], shown)
+    stem = f"{export.file_stem(view)}_{result.method}"
+    export.downloads(
+        png=lambda: export.view_picture_png(view, result, shown),
+        npz=lambda: export.maps_npz(view, [result], shown, content=content),
+        content=content,
+        stem=stem,
+        key="explore",
+    )

@@ -1,0 +1,74 @@
+"""The image in use: where it came from, its bytes and digest; accepting new images without losing the old one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+import saliency_core as sc
+from ui import resources, state
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+MAX_BYTES = 25 * 1024 * 1024  # the same limit as server.maxUploadSize, for bytes that bypass the uploader
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    """An accepted image: its bytes (kept so exports and reruns never need the source again)."""
+
+    data: bytes
+    name: str
+    source: str  # "sample" | "upload" | "camera"
+    digest: str
+    width: int
+    height: int
+    sample_id: str | None = None
+
+
+def read(data: bytes, name: str, source: str, sample_id: str | None = None) -> ImageChoice:
+    """Check that `data` is a readable image and describe it; raises sc.InvalidImage with a plain message."""
+    if len(data) > MAX_BYTES:
+        raise sc.InvalidImage(
+            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB. Please downscale it."
+        )
+    image = sc.load_image(data)
+    return ImageChoice(data, name, source, resources.digest(data), image.width, image.height, sample_id)
+
+
+def accept(data: bytes, name: str, source: str, sample_id: str | None = None) -> bool:
+    """Make `data` the current image; on failure keep the current one and remember the message."""
+    try:
+        choice = read(data, name, source, sample_id)
+    except sc.InvalidImage as exc:
+        st.session_state[state.IMAGE_ERROR] = f"Could not use {name}: {exc}"
+        return False
+    st.session_state[state.IMAGE] = choice
+    st.session_state.pop(state.IMAGE_ERROR, None)
+    return True
+
+
+def use_sample(sample_id: str) -> bool:
+    """Make a bundled sample the current image."""
+    data = resources.sample_bytes(sample_id)
+    found = resources.sample(sample_id)
+    if data is None or found is None:
+        st.session_state[state.IMAGE_ERROR] = (
+            f"The sample '{sample_id}' is not bundled with this installation."
+        )
+        return False
+    return accept(data, found.title, "sample", sample_id)
+
+
+def current() -> ImageChoice | None:
+    return st.session_state.get(state.IMAGE)
+
+
+def pil(choice: ImageChoice) -> Image.Image:
+    """The decoded image (decoded once per session and image)."""
+    cache = st.session_state.setdefault("images.decoded", {})
+    if choice.digest not in cache:
+        cache.clear()  # one decoded image per session is enough
+        cache[choice.digest] = sc.load_image(choice.data)
+    return cache[choice.digest]

@@ -1,0 +1,123 @@
+"""The Learn page's sections: overview of all methods, and one method explained with a live example."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import saliency_core as sc
+from ui import display, params, resources, results, state
+from ui.lessons import lesson
+from ui.view import View
+
+PENDING = "learn.pending"
+METHOD = "learn.method"
+AUTO_RUN_SECONDS = 2.0
+
+
+def overview(view: View) -> None:
+    """One row per method: family, what it needs, and its cost on the current model."""
+    rows = []
+    layers = view.model.layers()
+    for info in resources.methods(view.model.task):
+        text, _ = results.estimate_text(view, info, params.defaults(info, layers))
+        rows.append(
+            {
+                "Method": info.title,
+                "Family": resources.family_title(info.family),
+                "Needs a target": "yes" if info.needs_target else "no",
+                "Uses a layer": "yes" if info.uses_layer else "no",
+                f"Cost on {view.info.id}": text.split(" (")[0],
+            }
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def pick(view: View) -> sc.MethodInfo:
+    infos = resources.methods(view.model.task)
+    by_id = {m.id: m for m in infos}
+    state.default(
+        METHOD, "guided_backprop" if "guided_backprop" in by_id else infos[0].id, allowed=list(by_id)
+    )
+    chosen = st.selectbox(
+        "Method",
+        list(by_id),
+        key=METHOD,
+        format_func=lambda i: f"{by_id[i].title} — {resources.family_title(by_id[i].family)}",
+    )
+    return by_id[chosen]
+
+
+def section(view: View, info: sc.MethodInfo) -> None:
+    """What the method computes, its parameters, cost, pitfalls and a live example."""
+    found = lesson(info.id)
+    st.header(info.title)
+    with st.container(horizontal=True, gap="small"):
+        st.badge(resources.family_title(info.family), color="violet")
+        st.badge("needs a target" if info.needs_target else "ignores the target", color="gray")
+        if info.uses_layer:
+            st.badge("uses a layer", color="gray")
+    st.markdown(f"**What it computes.** {found.computes if found else info.description}")
+    if found:
+        st.latex(found.formula)
+    st.markdown("**Parameters.**" + ("" if info.params else " None."))
+    for p in info.params:
+        extra = found.params.get(p["name"], "") if found else ""
+        default = p["default"] if p["type"] != "layer" else view.model.layers()[0]
+        st.markdown(f"- `{p['name']}` (default `{default}`): {p['help']} {extra}".rstrip())
+    layers = view.model.layers()
+    text, _ = results.estimate_text(view, info, params.defaults(info, layers))
+    st.markdown(f"**Cost.** {found.cost if found else ''} On {view.info.title}: {text}.")
+    if found and found.pitfalls:
+        st.markdown("**Known pitfalls.**\n" + "\n".join(f"- {p}" for p in found.pitfalls))
+    paper = (found.paper if found else "") or getattr(info, "reference", "")
+    if paper:
+        st.caption(f"Reference: {paper}")
+    example(view, info, found.compare_with if found else None)
+
+
+def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
+    """The method (and its reference, if any) with default parameters on the current image and target."""
+    st.subheader("Live example")
+    layers = view.model.layers()
+    jobs = [(info.title, info, params.defaults(info, layers))]
+    reference = resources.method(compare_with) if compare_with else None
+    if reference is not None:
+        jobs.append((f"{reference.title} (reference)", reference, params.defaults(reference, layers)))
+    keys = tuple(results.request_key(view, m, p) for _, m, p in jobs)
+    seconds = [results.estimate_text(view, m, p)[1] for _, m, p in jobs]
+    auto = all(s is not None for s in seconds) and sum(s or 0.0 for s in seconds) <= AUTO_RUN_SECONDS
+    stored = [results.store().get(k) for k in keys]
+    if any(r is None for r in stored):
+        slot = st.empty()
+        slot.button(
+            "Run the example",
+            key=f"{state.ACTION_PREFIX}learn.run",
+            icon=":material/play_arrow:",
+            on_click=results.request,
+            args=(PENDING, keys),
+        )
+        if results.should_run(PENDING, keys, auto):
+            st.session_state[PENDING] = keys
+            stored = results.run_with_progress(view, jobs, PENDING)
+            if all(r is not None for r in stored):
+                slot.empty()
+    results.show_cancelled()
+    done = [(label, r) for (label, _, _), r in zip(jobs, stored) if r is not None]
+    if not done:
+        st.caption(f"On {view.image.name}, explaining **{view.target_label}** with default parameters.")
+        return
+    shown = display.current()
+    columns = st.columns(1 + len(done))
+    columns[0].image(view.picture, caption=f"{view.image.name} · target {view.target_label}", width="stretch")
+    for column, (label, result) in zip(columns[1:], done):
+        column.image(display.overlay(view, result, shown), caption=label, width="stretch")
+    if len(done) == 2:
+        rho, ssim = sc.metrics.similarity(done[0][1].map, done[1][1].map)
+        st.caption(
+            f"Agreement with the model-free reference: Spearman {rho:.2f}, SSIM {ssim:.2f} "
+            "(high values mean the map mostly follows image edges)."
+        )
+    st.caption(
+        f"Drawn with the display settings of the Explore page ({shown.cmap}, sign {shown.sign}, "
+        f"opacity {shown.alpha:.2f})."
+    )

@@ -1,0 +1,111 @@
+"""Process-wide resources behind Streamlit caches: the engine, models, samples, method descriptions.
+
+The engine (and the models it loads) is shared by every session and thread; it serialises work per model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+
+import numpy as np
+import streamlit as st
+
+import saliency_core as sc
+from saliency_core import viz
+
+DEMO_MODEL = "shapes_demo"
+FAMILY_TITLES = {
+    "gradient": "Gradient-based",
+    "cam": "Class activation maps",
+    "perturbation": "Perturbation",
+    "reference": "Model-free references",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def engine() -> sc.Engine:
+    """The shared engine (device chosen once per process)."""
+    return sc.get_engine()
+
+
+def load_model(model_id: str, weights: str) -> sc.LoadedModel:
+    """A model with "default" (pretrained or bundled) or "random" weights; loaded once by the engine.
+
+    Raises sc.WeightsUnavailable / sc.InvalidWeights / sc.UnknownModel with user-facing messages.
+    """
+    engine()  # make sure the process-wide engine is the cached one
+    return sc.load_model(model_id, weights=None if weights == "random" else "default")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def models() -> list[sc.ModelInfo]:
+    """Registered models with their weights status (re-read every 30 s: a user may drop a file in)."""
+    return sc.list_models()
+
+
+def model_info(model_id: str) -> sc.ModelInfo | None:
+    return next((m for m in models() if m.id == model_id), None)
+
+
+@st.cache_data(show_spinner=False)
+def samples() -> list[sc.Sample]:
+    """The bundled samples, synthetic scenes (which the demo model knows) first."""
+    found = sc.list_samples()
+    return sorted(found, key=lambda s: (s.kind != "synthetic", found.index(s)))
+
+
+def sample(sample_id: str) -> sc.Sample | None:
+    return next((s for s in samples() if s.id == sample_id), None)
+
+
+@st.cache_data(show_spinner=False)
+def thumbnail(sample_id: str, side: int = 112) -> np.ndarray | None:
+    """A square thumbnail of a sample (centre crop), or None if it cannot be read."""
+    found = sample(sample_id)
+    if found is None:
+        return None
+    try:
+        image = sc.load_image(found.path)
+    except sc.InvalidImage:
+        return None
+    w, h = image.size
+    s = min(w, h)
+    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)).resize((side, side))
+    return viz.to_rgb_uint8(image)
+
+
+@st.cache_data(show_spinner=False)
+def sample_bytes(sample_id: str) -> bytes | None:
+    found = sample(sample_id)
+    return found.path.read_bytes() if found is not None and found.path.is_file() else None
+
+
+def methods(task: str | None = None) -> list[sc.MethodInfo]:
+    """Methods (for a task), in family order."""
+    return sc.list_methods(task=task)
+
+
+def method(method_id: str) -> sc.MethodInfo | None:
+    return next((m for m in sc.list_methods() if m.id == method_id), None)
+
+
+def family_title(family: str) -> str:
+    return FAMILY_TITLES.get(family, family.title())
+
+
+def digest(data: bytes) -> str:
+    """The sha256 of image bytes: the identity of an image in caches, exports and share links."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_data(show_spinner=False)
+def versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on (for the export card)."""
+    out = {"saliency_core": sc.__version__}
+    for name in ("torch", "torchvision", "streamlit", "numpy", "plotly", "opencv-contrib-python-headless"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -1,0 +1,260 @@
+"""Computed maps: a per-session store keyed by (image, model, target, method, params), and running methods
+with a progress bar and a cancel button.
+
+Display settings are not part of the key, so changing them never recomputes a map. Cancelling works through
+Streamlit itself: clicking Cancel makes Streamlit rerun the script, which stops the running one at its next
+Streamlit call (the progress callback); the engine releases its lock and hooks in `finally`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import saliency_core as sc
+from saliency_core import viz
+from ui import state
+from ui.view import View
+
+MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """One computed map and how it was made."""
+
+    method: str
+    title: str
+    family: str
+    params: dict[str, Any]  # as the engine resolved them
+    map: np.ndarray  # [H, W] float32, signed, unnormalised, at the input's resolution
+    raw_shape: tuple[int, ...]
+    target_label: str
+    target_index: int | None
+    seconds: float
+    compute_seconds: float
+    engine_cached: bool
+    forward_passes: int
+    backward_passes: int
+    device: str
+    extras: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def seed(self) -> int | None:
+        return self.params.get("seed")
+
+
+def params_key(params: dict[str, Any]) -> tuple:
+    # batch_size changes how work is split, not the map (the engine ignores it too).
+    return tuple(sorted((k, v) for k, v in params.items() if k != "batch_size"))
+
+
+def request_key(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tuple:
+    target = view.target_key() if info.needs_target else ()
+    return (*view.base_key(), target, info.id, params_key(params))
+
+
+class ResultStore:
+    """The session's maps, least recently used dropped first."""
+
+    def __init__(self, limit: int = MAX_RESULTS) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple, Result] = OrderedDict()
+
+    def get(self, key: tuple) -> Result | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple, result: Result) -> None:
+        self._items[key] = result
+        self._items.move_to_end(key)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def latest(self, prefix: tuple) -> Result | None:
+        """The most recent result whose key starts with `prefix` (e.g. the same view and method)."""
+        for key in reversed(self._items):
+            if key[: len(prefix)] == prefix:
+                return self._items[key]
+        return None
+
+    def matching(self, prefix: tuple) -> list[tuple[tuple, Result]]:
+        return [(k, r) for k, r in self._items.items() if k[: len(prefix)] == prefix]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def nbytes(self) -> int:
+        return sum(r.map.nbytes for r in self._items.values())
+
+
+def store() -> ResultStore:
+    found = st.session_state.get(state.RESULTS)
+    if not isinstance(found, ResultStore):
+        found = st.session_state[state.RESULTS] = ResultStore()
+    return found
+
+
+def lookup(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> Result | None:
+    return store().get(request_key(view, info, params))
+
+
+def compute(
+    view: View,
+    info: sc.MethodInfo,
+    params: dict[str, Any],
+    progress: Callable[[float, str], None] | None = None,
+) -> Result:
+    """Run a method on the view (the engine may answer from its cache) and store the result."""
+    target = view.target if info.needs_target else None
+    attribution = sc.attribute(view.model, view.x, info.id, target, progress=progress, **params)
+    state.bump(state.COMPUTE_COUNT)
+    result = Result(
+        method=info.id,
+        title=info.title,
+        family=info.family,
+        params=dict(attribution.params),
+        map=viz.as_map(attribution.map),
+        raw_shape=tuple(attribution.raw.shape),
+        target_label=view.target_label if info.needs_target else "(none: the method ignores the target)",
+        target_index=view.target_index if info.needs_target else None,
+        seconds=float(attribution.seconds),
+        compute_seconds=float(attribution.compute_seconds),
+        engine_cached=bool(attribution.cached),
+        forward_passes=int(attribution.forward_passes),
+        backward_passes=int(attribution.backward_passes),
+        device=str(attribution.device),
+        extras={k: v for k, v in attribution.extras.items() if isinstance(v, (int, float, str, bool))},
+    )
+    store().put(request_key(view, info, params), result)
+    return result
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k not in ("batch_size",)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def estimate_text(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tuple[str, float | None]:
+    """'12 forward + 12 backward passes, about 3 s' and the seconds (None until speed is measured)."""
+    try:
+        est = sc.estimate(view.model, info.id, params, view.x)
+    except sc.SaliencyError as exc:
+        return f"cost unknown ({exc})", None
+    passes = f"{est.forward_passes} forward + {est.backward_passes} backward passes"
+    if est.forward_passes == 0 and est.backward_passes == 0:
+        passes = "no model passes"
+    if est.seconds is None:
+        return f"{passes} (time unknown until the model has run once)", None
+    return f"{passes}, about {format_seconds(est.seconds)}", float(est.seconds)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+# --- running with progress and cancel ---------------------------------------------------------------------
+# A run the user asked for is remembered under `pending_key` until it finishes, so a rerun in between (the
+# user moved a slider) resumes it. Cancel clears it and remembers the cancelled key under
+# `<pending_key>.cancelled`, so a fast method that would run by itself does not simply start again.
+
+
+def request(pending_key: str, key: Any) -> None:
+    """on_click of a Run button: ask for `key` to be computed."""
+    st.session_state[pending_key] = key
+    st.session_state.pop(f"{pending_key}.cancelled", None)
+
+
+def should_run(pending_key: str, key: Any, auto: bool) -> bool:
+    """Whether to compute `key` now: asked for, or cheap enough to run by itself and not just cancelled."""
+    if st.session_state.get(pending_key) == key:
+        return True
+    return auto and st.session_state.get(f"{pending_key}.cancelled") != key
+
+
+def _on_cancel(pending_key: str) -> None:
+    st.session_state[f"{pending_key}.cancelled"] = st.session_state.get(pending_key)
+    st.session_state[pending_key] = None
+    st.session_state[state.CANCELLED] = True
+
+
+def run_with_progress(
+    view: View,
+    jobs: Sequence[tuple[str, sc.MethodInfo, dict[str, Any]]],
+    pending_key: str,
+) -> list[Result | None]:
+    """Compute (label, method, params) jobs one after another under one progress bar with a Cancel button.
+
+    Returns each job's result, or None where it failed (the message is shown). Stored results are reused.
+    """
+    results: list[Result | None] = [None] * len(jobs)
+    todo = []
+    for i, (_, info, params) in enumerate(jobs):
+        found = lookup(view, info, params)
+        if found is not None:
+            results[i] = found
+        else:
+            todo.append(i)
+    if not todo:
+        st.session_state[pending_key] = None
+        return results
+    # While running, the pending key names this run (also when it started by itself) for Cancel to find.
+    st.session_state[pending_key] = st.session_state.get(pending_key) or tuple(
+        request_key(view, jobs[i][1], jobs[i][2]) for i in todo
+    )
+    box = st.empty()
+    with box.container():
+        bar_col, button_col = st.columns([5, 1], vertical_alignment="center")
+        bar = bar_col.progress(0.0, text="Starting…")
+        button_col.button(
+            "Cancel",
+            key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
+            icon=":material/stop_circle:",
+            on_click=_on_cancel,
+            args=(pending_key,),
+            width="stretch",
+        )
+    errors = []
+    for n, i in enumerate(todo):
+        label, info, params = jobs[i]
+        prefix = f"{label} ({n + 1}/{len(todo)})" if len(todo) > 1 else label
+
+        def progress(fraction: float, message: str, _n: int = n, _prefix: str = prefix) -> None:
+            overall = (_n + min(max(fraction, 0.0), 1.0)) / len(todo)
+            bar.progress(overall, text=f"{_prefix}: {message or 'computing'} — {fraction:.0%}")
+
+        progress(0.0, "starting")
+        try:
+            results[i] = compute(view, info, params, progress)
+        except sc.Cancelled:
+            st.session_state[state.CANCELLED] = True
+            break
+        except sc.SaliencyError as exc:
+            errors.append(f"**{label}**: {exc}")
+    box.empty()
+    st.session_state[pending_key] = None
+    for message in errors:
+        st.error(message, icon=":material/error:")
+    return results
+
+
+def show_cancelled() -> None:
+    """Say once that the last run was cancelled."""
+    if st.session_state.pop(state.CANCELLED, None):
+        st.info("Cancelled. Nothing was stored; press Run to start again.", icon=":material/stop_circle:")

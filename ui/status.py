@@ -1,0 +1,90 @@
+"""The Settings page's sections: device, caches, weights of every model, this session, versions."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import resources, results, state
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def device() -> None:
+    engine = resources.engine()
+    st.subheader("Device")
+    st.markdown(f"Computing on **{engine.describe_device()}** (set `SALIENCY_DEVICE` to choose another).")
+    stats = engine.stats()
+    loaded = stats.get("models") or []
+    st.markdown("Models loaded in this process: " + (", ".join(f"`{m}`" for m in loaded) or "none yet"))
+    speed = stats.get("speed") or {}
+    if speed:
+        rows = [
+            {"Model": model, "Pass": kind, "Seconds per image": round(float(s), 4)}
+            for (model, kind), s in speed.items()
+        ]
+        st.dataframe(rows, hide_index=True)
+        st.caption("Measured speeds feed the time estimates shown before a method runs.")
+
+
+def cache() -> None:
+    stats = resources.engine().cache.stats()
+    st.subheader("Engine cache")
+    st.caption("Shared by every session: model outputs, gradients and finished maps.")
+    cols = st.columns(5)
+    cols[0].metric("Entries", stats.entries)
+    cols[1].metric("Size", human_bytes(stats.bytes), help=f"Limit {human_bytes(stats.max_bytes)}")
+    cols[2].metric("Hits", stats.hits)
+    cols[3].metric("Misses", stats.misses)
+    total = stats.hits + stats.misses
+    cols[4].metric("Hit rate", f"{stats.hits / total:.0%}" if total else "–")
+    st.progress(
+        min(1.0, stats.bytes / max(stats.max_bytes, 1)),
+        text=f"{human_bytes(stats.bytes)} of {human_bytes(stats.max_bytes)} used, {stats.evictions} evicted",
+    )
+
+
+def weights() -> None:
+    st.subheader("Model weights")
+    rows = [
+        {
+            "Model": m.id,
+            "Title": m.title,
+            "Task": m.task,
+            "Weights": "available" if m.weights_available else "missing",
+            "File (where it is or would be cached)": m.weights_path or "(none)",
+        }
+        for m in resources.models()
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch", height=38 + 35 * len(rows))
+    st.caption(
+        "Missing ImageNet weights can be put in the folder shown (torchvision's cache, under TORCH_HOME). "
+        "The shapes demo model's weights ship with the app."
+    )
+
+
+def _forget() -> None:
+    results.store().clear()
+
+
+def session() -> None:
+    st.subheader("This session")
+    store = results.store()
+    st.markdown(
+        f"{len(store)} maps kept ({human_bytes(store.nbytes())}), "
+        f"{st.session_state.get(state.COMPUTE_COUNT, 0)} computed (or fetched from the engine) so far."
+    )
+    st.button("Forget this session's maps", key=f"{state.ACTION_PREFIX}forget", on_click=_forget)
+
+
+def versions() -> None:
+    st.subheader("Versions")
+    st.dataframe(
+        [{"Library": name, "Version": version} for name, version in resources.versions().items()],
+        hide_index=True,
+    )
