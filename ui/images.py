@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 from PIL import Image
@@ -18,7 +18,7 @@ MAX_BYTES = 25 * 1024 * 1024  # the same limit as server.maxUploadSize, for byte
 class ImageChoice:
     """An accepted image: its bytes (kept so exports and reruns never need the source again)."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     name: str
     source: str  # "sample" | "upload" | "camera"
     digest: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,10 +22,10 @@ class View:
     info: sc.ModelInfo
     weights: str  # "default" | "random"
     model: sc.LoadedModel
-    x: Any
-    picture: np.ndarray  # the uint8 picture the model sees (maps are drawn over this)
-    predictions: list[sc.Target]
-    target_index: int
+    x: Any = field(repr=False)
+    picture: np.ndarray = field(repr=False)  # the uint8 picture the model sees (maps are drawn over this)
+    predictions: list[sc.Target] = field(repr=False)
+    target_index: int = 0
 
     @property
     def target(self) -> sc.Target | None:

@@ -1,0 +1,40 @@
+"""AppTest fixtures: the real app script, driven headlessly, on the bundled samples and demo model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from app_helpers import demo_weights
+from streamlit.testing.v1 import AppTest
+
+from ui import state
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120  # seconds per script run: generous for two shared CPU cores
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches() -> None:
+    # Cached model lists would carry one test's weights status into the next.
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def app() -> Callable[..., AppTest]:
+    """`app(page=None, query=None)`: the app after its first run (optionally on a page or from a link)."""
+
+    def make(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+        at.session_state[state.WEIGHTS] = {"shapes_demo": demo_weights()}
+        if query:
+            at.query_params.update(query)
+        at.run()
+        if page is not None:
+            at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return make
