@@ -2,6 +2,10 @@
 
 Activations keep their autograd graph so that one `torch.autograd.grad` call can return the
 gradients at the layers and at the input together.
+
+A layer name may end with `:key` to pick one entry of a module that returns a dict, tuple or list
+(e.g. "backbone.fpn:0", the finest level of torchvision's feature pyramid); without a key the
+first tensor is taken.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ from .errors import InvalidParameter
 ReshapeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def split_layer(name: str) -> tuple[str, str | None]:
+    """ "backbone.fpn:0" -> ("backbone.fpn", "0"); a name without ':' has no key."""
+    module_name, sep, key = name.partition(":")
+    return module_name, (key if sep else None)
+
+
 def get_layer(module: nn.Module, name: str) -> nn.Module:
-    """The sub-module at a dotted name, with a helpful error when it does not exist."""
+    """The sub-module at a dotted name (an output key after ':' is ignored), with a helpful error."""
+    name = split_layer(name)[0]
     try:
         return module.get_submodule(name)
     except AttributeError:
@@ -35,6 +46,41 @@ class Capture:
     def __init__(self) -> None:
         self.outputs: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
+
+
+def _select(output: object, key: str) -> torch.Tensor:
+    """The entry `key` of a dict output, or the index `key` of a tuple/list output."""
+    value: object = None
+    if isinstance(output, dict):
+        value, known = output.get(key), list(output)
+    elif isinstance(output, (tuple, list)):
+        known = list(range(len(output)))
+        if key.isdigit() and int(key) < len(output):
+            value = output[int(key)]
+    else:
+        known = []
+    if not isinstance(value, torch.Tensor):
+        raise InvalidParameter(
+            f"The layer has no tensor output '{key}'; its outputs are: {', '.join(map(str, known)) or 'none'}."
+        )
+    return value
+
+
+def _replace(output: object, key: str | None, tensor: torch.Tensor) -> object:
+    """The output with the selected tensor swapped for `tensor` (None: leave the output as it is)."""
+    if isinstance(output, torch.Tensor):
+        return tensor
+    if isinstance(output, dict):
+        if key is None:
+            key = next(iter(output))
+        out = dict(output) if type(output) is dict else type(output)(output)
+        out[key] = tensor
+        return out
+    if type(output) in (tuple, list):
+        items = list(output)
+        items[0 if key is None else int(key)] = tensor
+        return type(output)(items)
+    return None  # other containers (named tuples, ...): hand the original downstream
 
 
 def _first_tensor(output: object) -> torch.Tensor:
@@ -56,22 +102,17 @@ def capture_layers(module: nn.Module, names: Sequence[str]) -> Iterator[Capture]
     handles = []
 
     def make_hook(name: str):
+        key = split_layer(name)[1]
+
         def hook(_mod: nn.Module, _inputs: object, output: object) -> object:
-            tensor = _first_tensor(output)
+            tensor = _first_tensor(output) if key is None else _select(output, key)
             capture.outputs[name] = tensor
             capture.calls[name] = capture.calls.get(name, 0) + 1
             if not tensor.requires_grad:
                 return None
             # A later in-place op (ReLU(inplace=True)) would overwrite the captured tensor and
             # redirect its gradient; handing a copy downstream keeps the captured one intact.
-            copy = tensor.clone()
-            if isinstance(output, torch.Tensor):
-                return copy
-            if isinstance(output, tuple):
-                return (copy, *output[1:])
-            if isinstance(output, list):
-                return [copy, *output[1:]]
-            return None
+            return _replace(output, key, tensor.clone())
 
         return hook
 
