@@ -41,7 +41,10 @@ def to_pil(image: Image.Image | np.ndarray) -> Image.Image:
 class Preprocess:
     """Resize (shorter side), centre-crop, scale to [0, 1], normalise; `crop=None` keeps the whole frame.
 
-    `max_side` bounds the longer side instead (detection-style inputs of any aspect ratio).
+    `max_side` bounds the longer side instead (detection-style inputs of any aspect ratio); with
+    `upscale` smaller images are enlarged to it too, and `multiple` rounds both sides to a multiple of
+    that many pixels (so a detector's internal resize and padding leave the input unchanged, and CAM
+    grids line up with the image).
     """
 
     resize: int | None = 256
@@ -50,6 +53,8 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     max_side: int | None = None
+    upscale: bool = False
+    multiple: int | None = None
 
     def __call__(self, image: Image.Image | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         pil = to_pil(image)
@@ -57,10 +62,12 @@ class Preprocess:
         if self.max_side is not None:
             w, h = pil.size
             scale = self.max_side / max(w, h)
-            if scale < 1.0:
-                pil = pil.resize(
-                    (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
-                )
+            if scale < 1.0 or self.upscale:
+                w, h = max(1, round(w * scale)), max(1, round(h * scale))
+            if self.multiple:
+                w, h = (max(self.multiple, round(v / self.multiple) * self.multiple) for v in (w, h))
+            if (w, h) != pil.size:
+                pil = pil.resize((w, h), Image.Resampling.BILINEAR)
         elif self.resize is not None:
             pil = TF.resize(pil, [self.resize], interpolation=mode, antialias=True)
         if self.crop is not None:
