@@ -21,6 +21,7 @@ from .errors import (
     InvalidParameter,
     InvalidWeights,
     SaliencyError,
+    TargetNotFound,
     UnknownMethod,
     UnknownModel,
     WeightsUnavailable,
@@ -29,7 +30,7 @@ from .io import load_image
 from .methods import MethodInfo, list_methods
 from .models import LoadedModel, ModelInfo, list_models
 from .samples import Sample, list_samples
-from .targets import ClassTarget, Target
+from .targets import BoxTarget, ClassTarget, KeypointTarget, MaskTarget, Target
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,7 @@ def estimate(
 
 __all__ = [
     "Attribution",
+    "BoxTarget",
     "Cancelled",
     "ClassTarget",
     "Engine",
@@ -73,12 +75,15 @@ __all__ = [
     "InvalidImage",
     "InvalidParameter",
     "InvalidWeights",
+    "KeypointTarget",
     "LoadedModel",
+    "MaskTarget",
     "MethodInfo",
     "ModelInfo",
     "SaliencyError",
     "Sample",
     "Target",
+    "TargetNotFound",
     "UnknownMethod",
     "UnknownModel",
     "WeightsUnavailable",

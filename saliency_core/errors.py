@@ -47,3 +47,7 @@ class InvalidWeights(SaliencyError, ValueError):
 
 class Cancelled(SaliencyError):
     """The computation was cancelled through its cancel callback."""
+
+
+class TargetNotFound(InvalidParameter):
+    """The target's object (a box, a person, a predicted region) is not in the model's output for this image."""
