@@ -232,7 +232,7 @@ class RunContext:
         start = time.perf_counter()
         with torch.enable_grad():
             score = target(self.model.forward(inputs)).sum()
-            (grad,) = torch.autograd.grad(score, [inputs])
+            grad = _grad_or_zeros(score, inputs)
         self.engine.record_speed(self.model, "backward", time.perf_counter() - start, len(xs))
         self._count(len(xs), len(xs))
         return grad
@@ -243,7 +243,7 @@ class RunContext:
         inputs = xs.detach().clone().requires_grad_(True)
         with torch.enable_grad(), guided_relus(self.model.module):
             score = target(self.model.forward(inputs)).sum()
-            (grad,) = torch.autograd.grad(score, [inputs])
+            grad = _grad_or_zeros(score, inputs)
         self._count(len(xs), len(xs))
         return grad
 
@@ -267,6 +267,15 @@ class RunContext:
             stop = min(total, start + size)
             body(start, stop)
             self.step(stop, total, message)
+
+
+def _grad_or_zeros(score: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """d score / d inputs; zeros when the score does not reach the inputs (e.g. a detection target
+    matched on none of a batch of noisy or interpolated images)."""
+    if not score.requires_grad:
+        return torch.zeros_like(inputs)
+    (grad,) = torch.autograd.grad(score, [inputs], allow_unused=True)
+    return _zeros_if_none(grad, inputs)
 
 
 def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

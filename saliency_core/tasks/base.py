@@ -47,7 +47,8 @@ def register_adapter(cls: type[TaskAdapter]) -> type[TaskAdapter]:
 
 
 def get_adapter(task: str) -> TaskAdapter:
-    from . import classification  # noqa: F401  (importing registers the adapters)
+    # Importing the adapters registers them.
+    from . import classification, detection, keypoints, salient_object, segmentation  # noqa: F401
 
     if task not in _ADAPTERS:
         raise ValueError(f"No adapter for task '{task}'.")
