@@ -71,7 +71,8 @@ register(
         family="perturbation",
         title="Occlusion",
         description="Slides a patch over the image and records how much the target score drops when each "
-        "region is hidden; per pixel, the mean drop over the windows covering it.",
+        "region is hidden; per pixel, the mean drop over the windows covering it. Detection scores each "
+        "occluded image D-RISE-style: the best IoU x class score of a detection matching the chosen box.",
         compute=_occlusion,
         params=(
             Param("patch", "int", 32, "Side of the square patch, in pixels.", min=1, max=512, step=1),
@@ -184,8 +185,9 @@ register(
                 "score",
                 "choice",
                 "probability",
-                "Score masked images by the class probability (as in the "
-                "paper) or by the target's raw score (logit).",
+                "Classification: score masked images by the class probability (as in the paper) or by "
+                "the raw logit. Other tasks always use their perturbation score (detection: D-RISE's "
+                "IoU x class score with the chosen box; segmentation: mean probability over the region).",
                 choices=("probability", "raw"),
             ),
             SEED,

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from . import classification  # noqa: F401
+from . import classification, detection, segmentation, u2net  # noqa: F401
