@@ -199,7 +199,7 @@ class BoxTarget(Target):
                 f"The chosen box ({self.label} at {_box_text(self.box)}) is no longer detected: no "
                 f"'{self.label}' detection overlaps it with IoU >= {self.min_iou:g}. Pick a detection again."
             )
-        return replace(self, score=float(detection["scores"][index]))
+        return replace(self, score=float(detection["scores"][index].detach()))
 
     def key(self) -> tuple:
         return ("box", tuple(round(v, 2) for v in self.box), self.category, self.min_iou)
@@ -314,9 +314,9 @@ class KeypointTarget(Target):
             self,
             keypoints=points.numpy(),
             location=(x, y) if self.location is None else self.location,
-            person_score=float(detection["scores"][index]),
+            person_score=float(detection["scores"][index].detach()),
         )
-        return replace(bound, score=float(bound._value(detection, index)))
+        return replace(bound, score=float(bound._value(detection, index).detach()))
 
     def key(self) -> tuple:
         location = None if self.location is None else tuple(round(v, 2) for v in self.location)

@@ -64,7 +64,7 @@ class DetectionAdapter(TaskAdapter):
         order = torch.argsort(d["scores"].detach(), descending=True)
         targets: list[Target] = []
         for i in order.tolist():
-            score = float(d["scores"][i])
+            score = float(d["scores"][i].detach())
             if score < threshold or len(targets) >= top_k:
                 break
             label = int(d["labels"][i])

@@ -102,7 +102,7 @@ class KeypointAdapter(DetectionAdapter):
         order = torch.argsort(d["scores"].detach(), descending=True)
         targets: list[Target] = []
         for i in order.tolist():
-            score = float(d["scores"][i])
+            score = float(d["scores"][i].detach())
             if score < threshold or len(targets) >= top_k:
                 break
             if int(d["labels"][i]) != PERSON:
