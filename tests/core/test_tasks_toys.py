@@ -1,0 +1,91 @@
+"""Toy detector, segmenter and salient-object model that see only one box: the maps must concentrate there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from task_models import ToyDetector, ToySegmenter, scene, toy_model
+
+import saliency_core as sc
+from saliency_core.hooks import hook_count
+
+SIZE = 96
+BOX = (32, 24, 80, 72)  # a quarter of the image
+DECOY = (0, 0, 20, 20)
+# Gradient and CAM maps are exact; occlusion spreads a window's drop over its pixels (a patch-wide halo);
+# RISE is a Monte-Carlo estimate blurred by its cells, so it gets a lower bar (still 2.4x the box's area).
+CLAIMS = {
+    "gradient": ({}, 0.8),
+    "gradcam": ({"layer": "features"}, 0.8),
+    "occlusion": ({"patch": 8, "stride": 4}, 0.8),
+    "rise": ({"masks": 400, "cell": 24, "seed": 0}, 0.6),
+}
+
+
+def concentration(saliency: torch.Tensor, box: tuple[int, int, int, int]) -> float:
+    """Share of the positive mass (about the map's median, RISE's baseline) that lies inside the box."""
+    positive = (saliency - saliency.median()).clamp(min=0)
+    x0, y0, x1, y1 = box
+    return float(positive[y0:y1, x0:x1].sum() / positive.sum().clamp(min=1e-12))
+
+
+@pytest.fixture(scope="module")
+def engine() -> sc.Engine:
+    return sc.Engine(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    return scene(SIZE, BOX)
+
+
+@pytest.fixture(scope="module")
+def models(engine: sc.Engine) -> dict[str, sc.LoadedModel]:
+    return {
+        "detection": toy_model(engine, ToyDetector(BOX, DECOY), "detection", ("bg", "thing", "decoy")),
+        "segmentation": toy_model(engine, ToySegmenter(BOX), "segmentation", ("bg", "thing", "other")),
+        "salient_object": toy_model(engine, ToySegmenter(BOX, channels=1), "salient_object", ("salient",)),
+    }
+
+
+def _target(task: str) -> sc.Target:
+    if task == "detection":
+        return sc.BoxTarget((33, 25, 79, 70), 1, name="thing")  # a hand-drawn box around the thing
+    if task == "segmentation":
+        return sc.ClassTarget(1, label="thing")
+    return sc.MaskTarget()
+
+
+@pytest.mark.parametrize("method", list(CLAIMS))
+@pytest.mark.parametrize("task", ["detection", "segmentation", "salient_object"])
+def test_maps_concentrate_in_the_only_region_the_model_sees(engine, models, image, task, method) -> None:
+    params, bar = CLAIMS[method]
+    model = models[task]
+    a = engine.attribute(model, image, method, _target(task), **params)
+    assert a.map.shape == (SIZE, SIZE) and torch.isfinite(a.map).all()
+    assert concentration(a.map, BOX) > bar, f"{task}/{method}: {concentration(a.map, BOX):.2f}"
+    assert hook_count(model.module) == 0
+
+
+def test_predictions_name_boxes_classes_and_regions(models, image) -> None:
+    boxes = models["detection"].predict(image)
+    assert [(t.label, t.box) for t in boxes] == [("decoy", DECOY), ("thing", BOX)]
+    classes = models["segmentation"].predict(image)
+    assert [t.label for t in classes] == ["thing", "bg"] and classes[0].mask.sum() == 48 * 48
+    (region,) = models["salient_object"].predict(image)
+    assert region.mask[24:72, 32:80].all() and region.mask.sum() == 48 * 48 and "25%" in region.label
+
+
+def test_detection_matching_follows_the_label(engine, models, image) -> None:
+    # The decoy's score is constant: its maps are zero, and the thing's box with the decoy's label matches nothing.
+    decoy = engine.attribute(models["detection"], image, "gradient", sc.BoxTarget(DECOY, 2))
+    assert not decoy.map.any()
+    with pytest.raises(sc.TargetNotFound, match="no longer detected"):
+        engine.attribute(models["detection"], image, "gradient", sc.BoxTarget(BOX, 2))
+    with pytest.raises(sc.TargetNotFound):
+        engine.attribute(models["detection"], image, "occlusion", sc.BoxTarget((0, 60, 30, 90), 1))
+
+
+def test_default_target_is_the_top_prediction(engine, models, image) -> None:
+    a = engine.attribute(models["segmentation"], image, "gradient")
+    assert isinstance(a.target, sc.ClassTarget) and a.target.index == 1 and a.target.mask is not None
