@@ -7,6 +7,7 @@ every faithful saliency map must put its mass there.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from saliency_core.models.loaded import LoadedModel
@@ -55,6 +56,34 @@ class ToyDetector(RegionFeatures):
             }
             for s in scores
         ]
+
+
+class ToyPoseDetector(RegionFeatures):
+    """One person at `box` whose 17 keypoint heatmaps (logits, 8x8 over the box) are 10 x the features
+    pooled over the box's cells (channel k % 4): keypoints sit on the brightest cell."""
+
+    def forward(self, images: torch.Tensor | list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        x0, y0, x1, y1 = self.box
+        features = self.features(self.stack(images))[:, :, y0:y1, x0:x1]
+        cells = 10.0 * F.adaptive_avg_pool2d(features, 8)  # [N, 4, 8, 8]
+        heatmaps = cells[:, [k % 4 for k in range(17)]]  # [N, 17, 8, 8]
+        out = []
+        for maps in heatmaps:
+            flat = maps.detach().flatten(1)
+            best = flat.argmax(1)
+            cx = x0 + ((best % 8).float() + 0.5) * (x1 - x0) / 8
+            cy = y0 + ((best // 8).float() + 0.5) * (y1 - y0) / 8
+            out.append(
+                {
+                    "boxes": torch.tensor([self.box], dtype=torch.float32),
+                    "scores": torch.sigmoid(maps.mean())[None],
+                    "labels": torch.tensor([1]),
+                    "keypoints": torch.stack([cx, cy, torch.ones(17)], dim=1)[None],
+                    "keypoints_scores": flat.max(1).values[None],
+                    "keypoint_heatmaps": maps[None],
+                }
+            )
+        return out
 
 
 class ToySegmenter(RegionFeatures):

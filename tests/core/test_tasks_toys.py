@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from task_models import ToyDetector, ToySegmenter, scene, toy_model
+from task_models import ToyDetector, ToyPoseDetector, ToySegmenter, scene, toy_model
 
 import saliency_core as sc
 from saliency_core.hooks import hook_count
@@ -19,6 +19,15 @@ CLAIMS = {
     "gradcam": ({"layer": "features"}, 0.8),
     "occlusion": ({"patch": 8, "stride": 4}, 0.8),
     "rise": ({"masks": 400, "cell": 24, "seed": 0}, 0.6),
+}
+
+
+TASKS = ["detection", "keypoints", "segmentation", "salient_object"]
+FAST = {
+    "smoothgrad": {"samples": 3},
+    "integrated_gradients": {"steps": 4},
+    "occlusion": {"patch": 32, "stride": 32},
+    "rise": {"masks": 8, "cell": 24},
 }
 
 
@@ -43,6 +52,7 @@ def image() -> torch.Tensor:
 def models(engine: sc.Engine) -> dict[str, sc.LoadedModel]:
     return {
         "detection": toy_model(engine, ToyDetector(BOX, DECOY), "detection", ("bg", "thing", "decoy")),
+        "keypoints": toy_model(engine, ToyPoseDetector(BOX), "keypoints", ("no person", "person")),
         "segmentation": toy_model(engine, ToySegmenter(BOX), "segmentation", ("bg", "thing", "other")),
         "salient_object": toy_model(engine, ToySegmenter(BOX, channels=1), "salient_object", ("salient",)),
     }
@@ -51,15 +61,19 @@ def models(engine: sc.Engine) -> dict[str, sc.LoadedModel]:
 def _target(task: str) -> sc.Target:
     if task == "detection":
         return sc.BoxTarget((33, 25, 79, 70), 1, name="thing")  # a hand-drawn box around the thing
+    if task == "keypoints":
+        return sc.KeypointTarget((33, 25, 79, 70), "left_wrist")
     if task == "segmentation":
         return sc.ClassTarget(1, label="thing")
     return sc.MaskTarget()
 
 
 @pytest.mark.parametrize("method", list(CLAIMS))
-@pytest.mark.parametrize("task", ["detection", "segmentation", "salient_object"])
+@pytest.mark.parametrize("task", TASKS)
 def test_maps_concentrate_in_the_only_region_the_model_sees(engine, models, image, task, method) -> None:
     params, bar = CLAIMS[method]
+    if (task, method) == ("keypoints", "rise"):
+        bar = 0.4  # the keypoint sits near the box's top edge and RISE's cells blur across it (peak: below)
     model = models[task]
     a = engine.attribute(model, image, method, _target(task), **params)
     assert a.map.shape == (SIZE, SIZE) and torch.isfinite(a.map).all()
@@ -89,3 +103,32 @@ def test_detection_matching_follows_the_label(engine, models, image) -> None:
 def test_default_target_is_the_top_prediction(engine, models, image) -> None:
     a = engine.attribute(models["segmentation"], image, "gradient")
     assert isinstance(a.target, sc.ClassTarget) and a.target.index == 1 and a.target.mask is not None
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_method_of_a_task_runs_and_leaves_no_hook(engine, models, image, task) -> None:
+    model = models[task]
+    methods = sc.list_methods(task=task)
+    assert "cam" not in {m.id for m in methods}  # CAM needs a classifier's pooled linear head
+    for method in methods:
+        a = engine.attribute(model, image, method.id, _target(task), **FAST.get(method.id, {}))
+        assert a.map.shape == (SIZE, SIZE) and torch.isfinite(a.map).all(), method.id
+    assert hook_count(model.module) == 0
+
+
+def test_keypoint_predictions_carry_the_skeleton(models, image) -> None:
+    (person,) = models["keypoints"].predict(image)
+    assert isinstance(person, sc.KeypointTarget) and person.box == BOX
+    assert person.keypoints.shape == (17, 3) and person.label.startswith("person 1: ")
+    wrist = person.with_keypoint("left_wrist")
+    assert wrist.location == tuple(person.keypoints[9, :2]) and wrist.score == person.keypoints[9, 2]
+
+
+@pytest.mark.parametrize("method", ["gradient", "occlusion", "rise"])
+def test_keypoint_maps_peak_at_the_keypoint(engine, models, image, method) -> None:
+    model = models["keypoints"]
+    target = _target("keypoints").bind(engine.forward(model, image))
+    a = engine.attribute(model, image, method, target, **CLAIMS[method][0])
+    y, x = divmod(int(a.map.abs().argmax() if method == "gradient" else a.map.argmax()), SIZE)
+    # Within one heatmap cell (48 / 8 = 6 px) of the keypoint.
+    assert abs(x - target.location[0]) <= 6 and abs(y - target.location[1]) <= 6, (x, y, target.location)
