@@ -50,7 +50,7 @@ def attribute(
     """One saliency map of `target` for input x [1, C, H, W] by `method` (see `list_methods()` for params).
 
     Also accepts `progress=callable(fraction, message)`, `cancel=callable() -> bool | threading.Event`
-    and `use_cache=False`.
+    and `use_cache=False` (recompute everything, shared needs included).
     """
     return get_engine().attribute(model, x, method, target, **params)
 

@@ -98,6 +98,7 @@ class RunContext:
         self.forward_passes = 0
         self.backward_passes = 0
         self.extras: dict[str, Any] = {}
+        self.fresh = False  # True: recompute every need instead of reading the cache
 
     # --- bookkeeping -----------------------------------------------------------------------
     def step(self, done: int, total: int, message: str = "") -> None:
@@ -124,37 +125,39 @@ class RunContext:
     # --- needs -----------------------------------------------------------------------------
     def output(self) -> Any:
         """The model's output on the input (no gradients), computed once."""
-        out, computed = self.engine.forward_cached(self.model, self.x, self.x_key)
+        out, computed = self.engine.forward_cached(self.model, self.x, self.x_key, fresh=self.fresh)
         self.forward_passes += int(computed)
         return out
 
+    def _lookup(self, key: tuple) -> Any:
+        return None if self.fresh else self.engine.cache.get(key)
+
     def input_grad(self) -> torch.Tensor:
         """d target / d input, [1, C, H, W]."""
-        key = self._need_key("input_grad", self._target_key())
-        found = self.engine.cache.get(key)
+        found = self._lookup(self._need_key("input_grad", self._target_key()))
         if found is None:
-            self._gradient_pass(layers=())
-            found = self.engine.cache.get(key)
+            found, _ = self._gradient_pass(layers=(), with_input=True)
         return found
 
     def layer(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Activations and gradients of the target at a layer, each [1, K, h, w] (token grids reshaped)."""
-        key = self._need_key("layer_grad", self._target_key(), name)
-        found = self.engine.cache.get(key)
+        found = self._lookup(self._need_key("layer_grad", self._target_key(), name))
         if found is None:
-            self._gradient_pass(layers=(name,))
-            found = self.engine.cache.get(key)
+            _, layers = self._gradient_pass(layers=(name,), with_input=False)
+            found = layers[name]
         return found
 
     def activations(self, name: str) -> torch.Tensor:
         """Activations at a layer [1, K, h, w]; reuses any pass that already captured them."""
         key = self._need_key("acts", name)
-        found = self.engine.cache.get(key)
+        found = self._lookup(key)
         if found is None:
             with capture_layers(self.model.module, [name]) as cap, torch.no_grad():
                 out = self.model.forward(self.x)
             self._count(1, 0)
             self._store_output(out)
+            if name not in cap.outputs:
+                raise InvalidParameter(f"Layer {name} was not used in the forward pass; pick another layer.")
             found = self._reshape(name, cap.outputs[name].detach())
             self.engine.cache.put(key, found)
         return found
@@ -162,23 +165,37 @@ class RunContext:
     def guided_grad(self) -> torch.Tensor:
         """Guided-backpropagation gradient at the input, [1, C, H, W]."""
         key = self._need_key("guided_grad", self._target_key())
-        found = self.engine.cache.get(key)
+        found = self._lookup(key)
         if found is None:
             x = self.x.detach().clone().requires_grad_(True)
             with torch.enable_grad(), guided_relus(self.model.module):
                 score = self.target(self.model.forward(x)).sum()
+                if not score.requires_grad:
+                    raise InvalidParameter(
+                        "The target score does not depend on the input, so it has no gradient."
+                    )
                 (found,) = torch.autograd.grad(score, [x])
             self._count(1, 1)
             self.engine.cache.put(key, found)
         return found
 
-    def _gradient_pass(self, layers: tuple[str, ...]) -> None:
-        """One forward + backward giving the input gradient and the gradients at `layers`."""
+    def _gradient_pass(
+        self, layers: tuple[str, ...], with_input: bool
+    ) -> tuple[torch.Tensor | None, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """One forward + backward for the target: gradients at `layers`, and at the input if asked.
+
+        Backward stops at the deepest layer asked for, so a CAM alone does not pay for the input
+        gradient. A pass that goes down to the input anyway also keeps every candidate layer of a
+        registered model: a CAM afterwards then costs no pass at all.
+        """
         target = self.target
         assert target is not None
+        wanted = list(layers)
+        if with_input and self.model.spec is not None:
+            wanted += [name for name in self.model.layers() if name not in wanted]
         x = self.x.detach().clone().requires_grad_(True)
         start = time.perf_counter()
-        with torch.enable_grad(), capture_layers(self.model.module, layers) as cap:
+        with torch.enable_grad(), capture_layers(self.model.module, wanted) as cap:
             out = self.model.forward(x)
             score = target(out).sum()
             missing = [name for name in layers if name not in cap.outputs]
@@ -186,22 +203,34 @@ class RunContext:
                 raise InvalidParameter(
                     f"Layer {missing[0]} was not used in the forward pass; pick another layer."
                 )
-            acts = [cap.outputs[name] for name in layers]
             if not score.requires_grad:
                 raise InvalidParameter(
                     "The target score does not depend on the input, so it has no gradient."
                 )
-            grads = torch.autograd.grad(score, [x, *acts], allow_unused=True)
+            captured = [name for name in wanted if name in cap.outputs and cap.outputs[name].requires_grad]
+            inputs = ([x] if with_input else []) + [cap.outputs[name] for name in captured]
+            grads = list(torch.autograd.grad(score, inputs, allow_unused=True))
         self.engine.record_speed(self.model, "backward", time.perf_counter() - start, 1)
         self._count(1, 1)
         self._store_output(out)
         tkey = target.key()
-        self.engine.cache.put(self._need_key("input_grad", tkey), _zeros_if_none(grads[0], x))
-        for name, act, grad in zip(layers, acts, grads[1:]):
-            a = self._reshape(name, act.detach())
-            g = self._reshape(name, _zeros_if_none(grad, act))
-            self.engine.cache.put(self._need_key("layer_grad", tkey, name), (a, g))
-            self.engine.cache.put(self._need_key("acts", name), a)
+        input_grad = None
+        if with_input:
+            input_grad = _zeros_if_none(grads.pop(0), x)
+            self.engine.cache.put(self._need_key("input_grad", tkey), input_grad)
+        results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, grad in zip(captured, grads):
+            act = cap.outputs[name]
+            try:
+                pair = (self._reshape(name, act.detach()), self._reshape(name, _zeros_if_none(grad, act)))
+            except InvalidParameter:
+                if name in layers:
+                    raise
+                continue  # an opportunistic layer that is not a spatial map: not worth keeping
+            results[name] = pair
+            self.engine.cache.put(self._need_key("layer_grad", tkey, name), pair)
+            self.engine.cache.put(self._need_key("acts", name), pair[0])
+        return input_grad, results
 
     def _reshape(self, layer: str, tensor: torch.Tensor) -> torch.Tensor:
         fn = self.model.reshape_for(layer)
@@ -376,12 +405,12 @@ class Engine:
         return self.forward_cached(self.resolve(model), x, x_key)[0]
 
     def forward_cached(
-        self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None
+        self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None, fresh: bool = False
     ) -> tuple[Any, bool]:
-        """(output, whether a pass was made)."""
+        """(output, whether a pass was made); `fresh` recomputes even when the output is cached."""
         x = self._check_input(model, x)
         key = ("need", "forward", model.key, x_key or image_digest(x))
-        found = self.cache.get(key)
+        found = None if fresh else self.cache.get(key)
         if found is not None:
             return found, False
         with model.lock, torch.no_grad():
@@ -430,6 +459,7 @@ class Engine:
         x_key = image_digest(x)
         with model.lock:
             ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
+            ctx.fresh = not use_cache
             if spec.needs_target:
                 if target is None:
                     predictions = model.adapter.predict(model, ctx.output(), 1, 0.0)

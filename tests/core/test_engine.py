@@ -133,12 +133,8 @@ def test_switching_gradient_cam_variants_makes_no_model_pass(resnet, image) -> N
     engine = sc.Engine(device="cpu")
     first = engine.attribute(resnet, image, "gradcam", 3, layer="layer3")
     assert (first.forward_passes, first.backward_passes) == (1, 1)
-    for method in ("gradcam_pp", "xgradcam", "hirescam", "layercam", "gradient", "gradient_x_input"):
-        a = (
-            engine.attribute(resnet, image, method, 3, layer="layer3")
-            if "cam" in method
-            else engine.attribute(resnet, image, method, 3)
-        )
+    for method in ("gradcam_pp", "xgradcam", "hirescam", "layercam"):
+        a = engine.attribute(resnet, image, method, 3, layer="layer3")
         assert (a.forward_passes, a.backward_passes) == (0, 0), method
         assert not a.cached  # computed from shared needs, not a stored result
     # Eigen-CAM reuses the activations captured by the gradient pass
@@ -147,6 +143,23 @@ def test_switching_gradient_cam_variants_makes_no_model_pass(resnet, image) -> N
     assert again.cached and torch.equal(again.map, first.map)
     other_target = engine.attribute(resnet, image, "gradcam", 4, layer="layer3")
     assert other_target.backward_passes == 1 and not torch.equal(other_target.map, first.map)
+    fresh = engine.attribute(resnet, image, "gradcam", 3, layer="layer3", use_cache=False)
+    assert (fresh.forward_passes, fresh.backward_passes) == (1, 1) and torch.equal(fresh.map, first.map)
+
+
+def test_a_pass_to_the_input_keeps_every_candidate_layer() -> None:
+    engine = sc.Engine(device="cpu")
+    model = engine.load_model("resnet18", weights=None)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    grad = engine.attribute(model, x, "gradient", 3)
+    assert (grad.forward_passes, grad.backward_passes) == (1, 1)
+    assert engine.attribute(model, x, "gradient_x_input", 3).forward_passes == 0
+    for layer in model.layers():
+        for method in ("gradcam", "layercam"):
+            a = engine.attribute(model, x, method, 3, layer=layer)
+            assert (a.forward_passes, a.backward_passes) == (0, 0), (method, layer)
+    alone = sc.Engine(device="cpu").attribute(model, x, "gradcam", 3, layer="layer2")
+    assert torch.equal(alone.map, engine.attribute(model, x, "gradcam", 3, layer="layer2").map)
 
 
 def test_results_do_not_depend_on_the_batch_size(resnet, image) -> None:
