@@ -10,8 +10,5 @@ from ui import explore, shell, view
 shell.setup("Explore")
 st.title("Explore")
 current = view.require()
-left, right = st.columns([1, 2.7], gap="large")
-with left:
-    method, values, auto = explore.method_panel(current)
-with right:
-    explore.result_panel(current, method, values, auto)
+method, values, auto = explore.method_panel(current)
+explore.result_panel(current, method, values, auto)

@@ -162,13 +162,9 @@ def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
     missing = [v for v, r in zip(variants, stored) if r is None]
     if not missing:
         return stored
-    total_seconds: float | None = 0.0
-    texts = []
-    for v in missing:
-        text, seconds = results.estimate_text(view, v.info, v.params)
-        texts.append(f"- **{v.label}**: {text}")
-        total_seconds = None if seconds is None or total_seconds is None else total_seconds + seconds
-    auto = total_seconds is not None and total_seconds <= AUTO_RUN_SECONDS
+    texts = [f"- **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}" for v in missing]
+    budget = AUTO_RUN_SECONDS / len(missing)
+    auto = all(results.is_cheap(view, v.info, v.params, budget) for v in missing)
     box = st.empty()
     with box.container(border=True):
         st.markdown(f"{len(missing)} of {len(variants)} maps still to compute:\n" + "\n".join(texts))
@@ -209,7 +205,7 @@ def tiles(view: View, done: Sequence[Result], shown: Display, overlay: bool) -> 
 
 
 def grid(view: View, labels: Sequence[str], done: Sequence[Result], shown: Display, overlay: bool) -> None:
-    columns = st.columns(min(4, max(1, len(done))))
+    columns = st.columns(max(3, min(4, len(done))))
     for i, (label, result, picture) in enumerate(zip(labels, done, tiles(view, done, shown, overlay))):
         with columns[i % len(columns)]:
             st.image(picture, caption=label, width="stretch")

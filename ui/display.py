@@ -73,30 +73,31 @@ def controls(show_shared: bool = False) -> Display:
     state.default(state.CLIP, DEFAULTS.clip)
     state.default(state.ALPHA_BY_VALUE, DEFAULTS.alpha_by_value)
     state.default(state.SHARED, DEFAULTS.shared)
-    columns = st.columns([1.1, 1.1, 1.3, 1.2, 1.1] if show_shared else [1.1, 1.1, 1.3, 1.2])
+    columns = st.columns([1.2, 1.1, 1.2, 1.2])
     columns[0].selectbox("Colormap", list(viz.COLORMAPS), key=state.CMAP)
     columns[1].slider("Opacity", 0.0, 1.0, step=0.05, key=state.ALPHA, help="0 shows the image, 1 the map.")
     columns[2].selectbox("Sign", SIGN_CHOICES, key=state.SIGN, help=SIGN_HELP)
     columns[3].slider(
-        "Clip at percentile",
+        "Clip (percentile)",
         80.0,
         100.0,
         step=0.5,
         key=state.CLIP,
         help="Values above this percentile saturate, so a few extreme pixels do not wash out the rest.",
     )
-    if show_shared:
-        columns[4].toggle(
-            "Shared scale",
-            key=state.SHARED,
-            help="On: every map uses one range (the largest), so strengths compare across maps. "
-            "Off: each map is stretched to its own range.",
+    with st.container(horizontal=True, gap="large"):
+        st.toggle(
+            "Opacity follows saliency",
+            key=state.ALPHA_BY_VALUE,
+            help="Low-saliency pixels stay transparent, so the image shows through.",
         )
-    st.toggle(
-        "Opacity follows saliency",
-        key=state.ALPHA_BY_VALUE,
-        help="Low-saliency pixels stay transparent, so the image shows through.",
-    )
+        if show_shared:
+            st.toggle(
+                "Shared scale",
+                key=state.SHARED,
+                help="On: every map uses one range (the largest), so strengths compare across maps. "
+                "Off: each map is stretched to its own range.",
+            )
     return current()
 
 
@@ -133,7 +134,7 @@ def result_view(view: View, result: Result, display: Display) -> None:
             caption=f"{result.title} overlay ({sign}, {display.cmap})",
         )
     with right:
-        figure = viz.heatmap_figure(result.map, shown, display.cmap, height=300)
+        figure = viz.heatmap_figure(result.map, shown, display.cmap, height=250)
         st.plotly_chart(figure, config={"displaylogo": False})
     if not shown.any():
         st.caption(

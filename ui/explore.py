@@ -11,17 +11,6 @@ from ui import display, export, params, results, share, state
 from ui.view import View
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
-AUTO_RUN_PASSES = 2  # before speed is measured: methods with at most this many passes each way
-
-
-def _cheap(view: View, info: sc.MethodInfo, values: dict[str, Any], seconds: float | None) -> bool:
-    if seconds is not None:
-        return seconds <= AUTO_RUN_SECONDS
-    try:
-        est = sc.estimate(view.model, info.id, values, view.x)
-    except sc.SaliencyError:
-        return False
-    return est.forward_passes <= AUTO_RUN_PASSES and est.backward_passes <= AUTO_RUN_PASSES
 
 
 def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
@@ -29,23 +18,28 @@ def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
 
     Returns (method, parameter values, whether it may run without a click).
     """
-    info = params.method_picker(view.model.task)
-    st.caption(info.description)
-    values = params.form(info, view.model.layers())
-    text, seconds = results.estimate_text(view, info, values)
-    st.caption(f":material/timer: **Cost:** {text}")
-    key = results.request_key(view, info, values)
-    auto = _cheap(view, info, values, seconds)
-    st.button(
-        "Run",
-        key=f"{state.ACTION_PREFIX}run",
-        type="primary",
-        icon=":material/play_arrow:",
-        on_click=results.request,
-        args=(state.PENDING, key),
-        width="stretch",
-        help="Fast methods run as soon as they are chosen; slower ones wait for this button.",
-    )
+    with st.container(border=True):
+        family_row = st.container()
+        pick, form, run = st.columns([1.1, 1.3, 1], gap="medium")
+        info = params.method_picker(view.model.task, family_area=family_row, method_area=pick)
+        pick.caption(info.description)
+        with form:
+            values = params.form(info, view.model.layers())
+        text, _ = results.estimate_text(view, info, values)
+        key = results.request_key(view, info, values)
+        auto = results.is_cheap(view, info, values, AUTO_RUN_SECONDS)
+        with run:
+            st.caption(f":material/timer: **Cost:** {text}")
+            st.button(
+                "Run",
+                key=f"{state.ACTION_PREFIX}run",
+                type="primary",
+                icon=":material/play_arrow:",
+                on_click=results.request,
+                args=(state.PENDING, key),
+                width="stretch",
+                help="Fast methods run as soon as they are chosen; slower ones wait for this button.",
+            )
     return info, values, auto
 
 

@@ -84,8 +84,7 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
     if reference is not None:
         jobs.append((f"{reference.title} (reference)", reference, params.defaults(reference, layers)))
     keys = tuple(results.request_key(view, m, p) for _, m, p in jobs)
-    seconds = [results.estimate_text(view, m, p)[1] for _, m, p in jobs]
-    auto = all(s is not None for s in seconds) and sum(s or 0.0 for s in seconds) <= AUTO_RUN_SECONDS
+    auto = all(results.is_cheap(view, m, p, AUTO_RUN_SECONDS / len(jobs)) for _, m, p in jobs)
     stored = [results.store().get(k) for k in keys]
     if any(r is None for r in stored):
         slot = st.empty()

@@ -72,8 +72,13 @@ def _set_family_method(methods_by_family: dict[str, list[str]]) -> None:
         st.session_state[state.METHOD] = methods_by_family[family][0]
 
 
-def method_picker(task: str, preferred: str = "gradcam") -> sc.MethodInfo:
-    """Family (pills, which wrap in a narrow column) then method (select box); returns the chosen method."""
+def method_picker(
+    task: str,
+    preferred: str = "gradcam",
+    family_area: Any = None,
+    method_area: Any = None,
+) -> sc.MethodInfo:
+    """Family (pills) then method (select box), optionally drawn in two containers; returns the method."""
     infos = resources.methods(task)
     by_id = {m.id: m for m in infos}
     by_family: dict[str, list[str]] = {}
@@ -81,7 +86,7 @@ def method_picker(task: str, preferred: str = "gradcam") -> sc.MethodInfo:
         by_family.setdefault(m.family, []).append(m.id)
     state.default(state.METHOD, preferred if preferred in by_id else infos[0].id, allowed=list(by_id))
     st.session_state[state.FAMILY] = by_id[st.session_state[state.METHOD]].family
-    family = st.pills(
+    family = (family_area or st).pills(
         "Method family",
         list(by_family),
         key=state.FAMILY,
@@ -91,7 +96,7 @@ def method_picker(task: str, preferred: str = "gradcam") -> sc.MethodInfo:
         on_change=_set_family_method,
         args=(by_family,),
     )
-    method_id = st.selectbox(
+    method_id = (method_area or st).selectbox(
         "Method",
         by_family[family or infos[0].family],
         key=state.METHOD,

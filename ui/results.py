@@ -157,8 +157,20 @@ def estimate_text(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tu
     if est.forward_passes == 0 and est.backward_passes == 0:
         passes = "no model passes"
     if est.seconds is None:
-        return f"{passes} (time unknown until the model has run once)", None
+        return f"{passes} (time unknown until the model has run)", None
     return f"{passes}, about {format_seconds(est.seconds)}", float(est.seconds)
+
+
+def is_cheap(view: View, info: sc.MethodInfo, params: dict[str, Any], max_seconds: float) -> bool:
+    """Whether a method may run without a click: estimated under `max_seconds`, or, before the model's
+    speed is measured, at most two forward and two backward passes."""
+    try:
+        est = sc.estimate(view.model, info.id, params, view.x)
+    except sc.SaliencyError:
+        return False
+    if est.seconds is not None:
+        return est.seconds <= max_seconds
+    return est.forward_passes <= 2 and est.backward_passes <= 2
 
 
 def format_seconds(seconds: float) -> str:

@@ -33,7 +33,7 @@ def render() -> View | None:
 
 
 # --- image ---------------------------------------------------------------------------------------------
-def _short(sample: sc.Sample) -> str:
+def sample_label(sample: sc.Sample) -> str:
     """A label that fits under a thumbnail: the shape and scene number, or the photo's first word."""
     if sample.kind == "synthetic" and sample.label:
         number = sample.id.rsplit("_", 1)[-1].lstrip("0") or "0"
@@ -78,11 +78,12 @@ def _gallery(samples: list[sc.Sample]) -> None:
             if thumb is not None:
                 st.image(thumb, width="stretch")
             chosen = current is not None and current.sample_id == sample.id
+            label = sample_label(sample)
             st.button(
-                _short(sample),
+                f":primary[**{label}**]" if chosen else label,
                 key=f"{state.ACTION_PREFIX}sample.{sample.id}",
                 help=sample.title + (f" — {sample.credit}" if sample.credit else ""),
-                type="primary" if chosen else "tertiary",
+                type="tertiary",
                 width="stretch",
                 on_click=images.use_sample,
                 args=(sample.id,),

@@ -1,0 +1,189 @@
+"""End to end in a real browser: `streamlit run app.py`, driven by Playwright on Debian's Chromium.
+
+Picks a sample, runs two methods (and cancels a slow one), downloads the PNG, opens Compare and checks that
+the heatmaps render; saves small screenshots to docs/screenshots/ (the README shows two of them).
+Without Chromium the test fails, unless SALIENCY_SKIP_E2E=1 (CI installs it through .ci/run).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import saliency_core as sc
+from ui.sidebar import sample_label
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+ARTIFACTS = ROOT / ".e2e_artifacts"  # the server log, for when something goes wrong (git-ignored)
+VIEWPORT = {"width": 1000, "height": 1150}
+TIMEOUT_MS = 90_000
+
+
+def _chromium() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    message = (
+        "Chromium is not installed, so the browser test cannot run. Install Debian's package "
+        "(`apt-get install chromium`, as .ci/run does) or set SALIENCY_SKIP_E2E=1 to skip this test."
+    )
+    if os.environ.get("SALIENCY_SKIP_E2E") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The app served by `streamlit run` on a free port; stopped by its PID afterwards."""
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "streamlit.log").open("w")
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _variance(png: bytes) -> float:
+    with Image.open(io.BytesIO(png)) as image:
+        return float(np.asarray(image.convert("L"), dtype=np.float32).std())
+
+
+def _save_small(png: bytes, name: str) -> Path:
+    """A screenshot at most 1000 px wide, palette-compressed."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    with Image.open(io.BytesIO(png)) as image:
+        image = image.convert("RGB")
+        if image.width > 1000:
+            image = image.resize((1000, round(image.height * 1000 / image.width)), Image.Resampling.LANCZOS)
+        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def _wait_idle(page) -> None:
+    """Wait until the script run finished (Streamlit shows its running indicator meanwhile)."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stStatusWidget']").wait_for(state="detached", timeout=TIMEOUT_MS)
+
+
+def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = _chromium()
+    expect.set_options(timeout=TIMEOUT_MS)
+    scenes = [s for s in sc.list_samples() if s.kind == "synthetic"]
+    assert len(scenes) >= 2, "the bundled synthetic scenes are missing"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(server)
+            sidebar = page.get_by_test_id("stSidebar")
+            main = page.get_by_test_id("stMain")
+            random_weights = sidebar.get_by_role("button", name="Use random weights (teaching only)")
+            expect(sidebar.get_by_text("Target").or_(random_weights)).to_be_visible()
+            if random_weights.count():  # demo weights not bundled in this checkout: explicit random init
+                random_weights.click()
+                expect(sidebar.get_by_text("Target")).to_be_visible()
+            _wait_idle(page)
+
+            # pick a sample from the gallery
+            sidebar.get_by_role("button", name=sample_label(scenes[1]), exact=True).click()
+            _wait_idle(page)
+            expect(sidebar.locator("strong", has_text=scenes[1].title)).to_be_visible()
+
+            # method 1: Grad-CAM runs by itself (cheap)
+            expect(main.get_by_text("Grad-CAM overlay")).to_be_visible()
+            # method 2: the plain gradient
+            main.get_by_role("radio", name="Gradient-based").click()
+            expect(main.get_by_text("Gradient (saliency) overlay")).to_be_visible()
+            _wait_idle(page)
+            overlay = main.get_by_test_id("stImage").nth(1)
+            assert _variance(overlay.screenshot()) > 5, "the overlay is blank"
+            expect(main.locator(".js-plotly-plot")).to_have_count(1)
+            _save_small(page.screenshot(), "explore.png")
+
+            # a slow method waits for Run, shows progress, and can be cancelled
+            main.get_by_role("radio", name="Perturbation").click()
+            _wait_idle(page)
+            main.get_by_role("button", name="Run").click()
+            expect(main.get_by_test_id("stProgress")).to_be_visible()
+            main.get_by_role("button", name="Cancel").click()
+            expect(main.get_by_text("Cancelled.")).to_be_visible()
+            _wait_idle(page)
+            expect(main.get_by_test_id("stProgress")).to_have_count(0)
+
+            # back to the gradient (from the session's results) and export its PNG
+            main.get_by_role("radio", name="Gradient-based").click()
+            expect(main.get_by_text("Gradient (saliency) overlay")).to_be_visible()
+            _wait_idle(page)
+            with page.expect_download() as download:
+                main.get_by_role("button", name="PNG of the view").click()
+            assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+            # Compare starts from the two maps computed on Explore
+            sidebar.get_by_role("link", name="Compare").click()
+            expect(main.get_by_role("heading", name="Compare")).to_be_visible()
+            _wait_idle(page)
+            expect(main.get_by_text("Spearman rank correlation")).to_be_visible()
+            tiles = main.get_by_test_id("stImage")
+            assert tiles.count() >= 4  # two grid tiles, then maps A and B of the difference view
+            for i in range(2):
+                assert _variance(tiles.nth(i).screenshot()) > 5, f"grid tile {i} is blank"
+            expect(main.locator(".js-plotly-plot")).to_have_count(3)
+            page.get_by_test_id("stMain").evaluate("element => element.scrollTo(0, 0)")
+            _save_small(page.screenshot(), "compare.png")
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last.png"))
+            browser.close()
