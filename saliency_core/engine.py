@@ -380,13 +380,13 @@ class Engine:
             for key in [k for k in self._models if k[0] == model_id]:
                 del self._models[key]
 
-    def wrap(self, module: nn.Module) -> LoadedModel:
-        """A plain nn.Module as a classification model (identity preprocessing, layers by dotted name)."""
+    def wrap(self, module: nn.Module, task: str = "classification") -> LoadedModel:
+        """A plain nn.Module as a model of `task` (identity preprocessing, layers by dotted name)."""
         token = module_token(module)
         with self._load_lock:
             found = self._wrapped.get(token)
-            if found is None or found.module is not module:
-                found = LoadedModel(module, engine=self)
+            if found is None or found.module is not module or found.task != task:
+                found = LoadedModel(module, engine=self, task=task)
                 self._wrapped[token] = found
             return found
 
@@ -456,6 +456,12 @@ class Engine:
         x = self._check_input(model, x)
         resolved = spec.resolve(params, model.layers())
         target = as_target(target)
+        if target is not None and not isinstance(target, model.adapter.target_types):
+            expected = " or ".join(t.__name__ for t in model.adapter.target_types)
+            raise InvalidParameter(
+                f"A {model.task} model explains a {expected}, not a {type(target).__name__}: "
+                "pick one of the model's predictions as the target."
+            )
         x_key = image_digest(x)
         with model.lock:
             ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)

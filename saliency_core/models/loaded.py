@@ -52,13 +52,14 @@ class LoadedModel:
         spec: ModelSpec | None = None,
         weights: str = "",
         device: torch.device | None = None,
+        task: str | None = None,
     ) -> None:
         self.module = module
         self.spec = spec
         self.engine = engine
         self.weights = weights
         self.device = device if device is not None else _module_device(module)
-        self.task = spec.task if spec else "classification"
+        self.task = spec.task if spec else (task or "classification")
         self.id = spec.id if spec else f"{type(module).__name__}@{module_token(module)}"
         self.title = spec.title if spec else type(module).__name__
         self.adapter: TaskAdapter = get_adapter(self.task)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..targets import Target
+
 if TYPE_CHECKING:
     from ..models.loaded import LoadedModel
-    from ..targets import Target
 
 TASKS = ("classification", "detection", "keypoints", "segmentation", "salient_object")
 
@@ -20,6 +21,8 @@ class TaskAdapter:
     task = "classification"
     # Whether targets take something from the unperturbed output (a predicted region) before a method runs.
     binds_targets = True
+    # The kinds of target this task explains (checked before a method runs, for a clear message).
+    target_types: tuple[type, ...] = (Target,)
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> Any:
         """The model output in the task's canonical form (what targets are called with)."""

@@ -53,6 +53,7 @@ def drise_scores(box: tuple[float, float, float, float], category: int, output: 
 @register_adapter
 class DetectionAdapter(TaskAdapter):
     task = "detection"
+    target_types = (BoxTarget,)
     binds_targets = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:

@@ -88,6 +88,7 @@ def keypoint_probability(target: KeypointTarget, output: Any) -> torch.Tensor:
 @register_adapter
 class KeypointAdapter(DetectionAdapter):
     task = "keypoints"
+    target_types = (KeypointTarget,)
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return run_keypoint_detector(module, x)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 @register_adapter
 class SalientObjectAdapter(TaskAdapter):
     task = "salient_object"
+    target_types = (MaskTarget,)
     binds_targets = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,7 @@ def region_mean(values: torch.Tensor, mask: Any) -> torch.Tensor:
 @register_adapter
 class SegmentationAdapter(TaskAdapter):
     task = "segmentation"
+    target_types = (ClassTarget,)
     binds_targets = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:

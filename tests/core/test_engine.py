@@ -294,3 +294,20 @@ def test_cache_budget_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("SALIENCY_CACHE_MB", "lots")
     with pytest.raises(sc.InvalidParameter, match="megabytes"):
         sc.Engine(device="cpu")
+
+
+def test_a_detection_model_refuses_a_class_index_with_a_clear_message() -> None:
+    engine = sc.Engine(device="cpu")
+    model = engine.load_model("ssdlite320_mobilenet_v3_large", weights=None)
+    x = torch.rand(1, 3, 320, 320)
+    with pytest.raises(sc.InvalidParameter, match="detection model explains a BoxTarget"):
+        engine.attribute(model, x, "gradient", 3)
+
+
+def test_wrapping_a_plain_module_with_another_task() -> None:
+    from known_models import TinyCam
+
+    module = TinyCam(torch.eye(3)).eval()
+    engine = sc.Engine(device="cpu")
+    assert engine.wrap(module).task == "classification"
+    assert engine.wrap(module, task="segmentation").task == "segmentation"
