@@ -53,7 +53,9 @@ def default_cache_bytes(device: torch.device) -> int:
         try:
             return max(0, int(float(override) * (1 << 20)))
         except ValueError:
-            raise InvalidParameter(f"{CACHE_ENV_VAR} must be a number of megabytes, got {override!r}.") from None
+            raise InvalidParameter(
+                f"{CACHE_ENV_VAR} must be a number of megabytes, got {override!r}."
+            ) from None
     if device.type == "cuda":
         total = torch.cuda.get_device_properties(device.index or 0).total_memory
         return int(min(4 << 30, total // 8))
