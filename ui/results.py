@@ -249,7 +249,10 @@ def run_with_progress(
 
         def progress(fraction: float, message: str, _n: int = n, _prefix: str = prefix) -> None:
             overall = (_n + min(max(fraction, 0.0), 1.0)) / len(todo)
-            bar.progress(overall, text=f"{_prefix}: {message or 'computing'} — {fraction:.0%}")
+            message = message or "computing"
+            # Methods often name themselves in their messages ("RISE masks"): do not say it twice.
+            text = message if message.startswith(_prefix.split(" (")[0]) else f"{_prefix}: {message}"
+            bar.progress(overall, text=f"{text} — {fraction:.0%}")
 
         progress(0.0, "starting")
         try:

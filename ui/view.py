@@ -98,12 +98,17 @@ def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
         )
     keypoints = getattr(target, "keypoints", None)
     if keypoints is not None:
+        names = list(getattr(target, "keypoint_names", ()) or ())
+        chosen = getattr(target, "keypoint", None)  # an index or a name
+        highlight_point = (
+            chosen if isinstance(chosen, int) else (names.index(chosen) if chosen in names else None)
+        )
         picture = viz.draw_keypoints(
             picture,
             keypoints,
             skeleton=getattr(target, "skeleton", ()) or (),
-            highlight=getattr(target, "keypoint_index", None),
-            names=getattr(target, "keypoint_names", None),
+            highlight=highlight_point,
+            names=names or None,
         )
     mask = getattr(target, "mask", None)
     if mask is not None:
