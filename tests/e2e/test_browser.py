@@ -1,7 +1,8 @@
 """End to end in a real browser: `streamlit run app.py`, driven by Playwright on Debian's Chromium.
 
 Picks a sample, runs two methods (and cancels a slow one), downloads the PNG, opens Compare and checks that
-the heatmaps render; saves small screenshots to docs/screenshots/ (the README shows two of them).
+the heatmaps render; saves small screenshots (docs/screenshots/ holds the two the README shows; refresh them
+with SALIENCY_UPDATE_SCREENSHOTS=1).
 Without Chromium the test fails, unless SALIENCY_SKIP_E2E=1 (CI installs it through .ci/run).
 """
 
@@ -97,15 +98,21 @@ def _variance(png: bytes) -> float:
 
 
 def _save_small(png: bytes, name: str) -> Path:
-    """A screenshot at most 1000 px wide, palette-compressed."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    """A screenshot at most 1000 px wide, palette-compressed.
+
+    It goes to docs/screenshots/ when missing there or when SALIENCY_UPDATE_SCREENSHOTS=1, else to
+    .e2e_artifacts/, so that test runs do not rewrite the README's pictures (their timings change each run).
+    """
+    target = SCREENSHOTS / name
+    if target.exists() and os.environ.get("SALIENCY_UPDATE_SCREENSHOTS") != "1":
+        target = ARTIFACTS / name
+    target.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(io.BytesIO(png)) as image:
         image = image.convert("RGB")
         if image.width > 1000:
             image = image.resize((1000, round(image.height * 1000 / image.width)), Image.Resampling.LANCZOS)
-        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    return path
+        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    return target
 
 
 def _wait_idle(page) -> None:
