@@ -8,6 +8,7 @@ Streamlit call (the progress callback); the engine releases its lock and hooks i
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from ui import state
 from ui.view import View
 
 MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,6 +264,11 @@ def run_with_progress(
             break
         except sc.SaliencyError as exc:
             errors.append(f"**{label}**: {exc}")
+        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
+            _log.exception("%s failed", label)
+            errors.append(
+                f"**{label}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
+            )
     box.empty()
     st.session_state[pending_key] = None
     for message in errors:
