@@ -46,7 +46,9 @@ ACTION_PREFIX = (
     "act."  # buttons, uploaders, camera: Streamlit refuses assigned values for these, so never kept
 )
 
-_KEEP_PREFIXES = ("sel.", "explore.", "disp.", PARAM_PREFIX, COMPARE_PREFIX, "learn.")
+EVALUATE_PREFIX = "evaluate."  # widgets of the Evaluate page
+
+_KEEP_PREFIXES = ("sel.", "explore.", "disp.", PARAM_PREFIX, COMPARE_PREFIX, EVALUATE_PREFIX, "learn.")
 
 
 def keep_widget_values() -> None:
