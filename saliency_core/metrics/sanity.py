@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,9 +128,14 @@ def cascading_randomization(
     stages: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | threading.Event | None = None,
+    method_params: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> SanityResult:
-    """Randomise blocks from the output down, cumulatively, on a copy; the map and its similarity per stage."""
+    """Randomise blocks from the output down, cumulatively, on a copy; the map and its similarity per stage.
+
+    The method's parameters come as keywords, or in `method_params` (which may hold the method's own `seed`;
+    `seed` here seeds the randomisation)."""
+    params = {**(method_params or {}), **params}
     return _run("cascading", model, x, target, method, seed, stages, progress, cancel, params)
 
 
@@ -144,9 +149,11 @@ def independent_randomization(
     stages: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | threading.Event | None = None,
+    method_params: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> SanityResult:
     """Randomise one block at a time (the others keep their trained weights), on a copy."""
+    params = {**(method_params or {}), **params}
     return _run("independent", model, x, target, method, seed, stages, progress, cancel, params)
 
 
@@ -159,9 +166,13 @@ def random_logit(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelFn | threading.Event | None = None,
+    method_params: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> RandomLogitResult:
-    """The map for the target against the map for a random other class (classification only)."""
+    """The map for the target against the map for a random other class (classification only).
+
+    `seed` picks the other class; the method's own parameters (its `seed` too) may come in `method_params`."""
+    params = {**(method_params or {}), **params}
     lm = resolve_model(model)
     x = check_input(lm, x)
     tgt = resolve_target(lm, x, target)

@@ -84,6 +84,19 @@ def test_cancel_and_bad_stage(demo) -> None:
     _assert_untouched(demo, before)
 
 
+def test_a_methods_own_seed_travels_in_method_params(demo) -> None:
+    x = demo.preprocess(make_scene(SEEDS[0]).image)
+    own = {"samples": 2, "seed": 7}
+    result = sc.metrics.cascading_randomization(
+        demo, x, 0, "smoothgrad", seed=1, stages=["fc"], method_params=own
+    )
+    assert result.params["seed"] == 7 and result.params["samples"] == 2
+    expected = sc.attribute(demo, x, "smoothgrad", 0, **own).map
+    torch.testing.assert_close(result.maps[0], expected)
+    logit = sc.metrics.random_logit(demo, x, 0, "smoothgrad", seed=3, method_params=own)
+    torch.testing.assert_close(logit.maps[0], expected)
+
+
 def test_default_stages_are_top_level_blocks_output_first() -> None:
     assert sc.metrics.default_stages(sc.load_model("shapes_demo", weights=None).module) == DEMO_STAGES
     resnet = torchvision.models.resnet18(weights=None)
