@@ -20,6 +20,7 @@ import argparse
 import datetime as _dt
 import json
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,6 +63,24 @@ def generate(seeds: Sequence[int], workers: int = 2) -> tuple[np.ndarray, np.nda
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the scene workers); own only off Unix."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return time.process_time()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on Windows
+        return float("nan")
+
+
 def _augment(images: np.ndarray, boxes: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``crop x crop`` window holding the whole target, then a random flip/rotation by 90 degrees."""
     size = images.shape[1]
@@ -102,6 +121,7 @@ def train(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     t_start = time.perf_counter()
+    load_start = _load_average()
 
     train_seeds = list(range(TRAIN_SEED_START, TRAIN_SEED_START + train_scenes))
     images, labels, boxes = generate(train_seeds, workers)
@@ -180,6 +200,11 @@ def train(
         "training_seconds": round(train_seconds, 1),
         "evaluation_seconds": round(time.perf_counter() - t_start - t_gen - train_seconds, 1),
         "total_seconds": round(time.perf_counter() - t_start, 1),
+        # wall-clock times depend on what else the machine runs: CPU seconds (this process and the scene
+        # generation workers) and the 1-minute load average at the start and the end tell them apart
+        "cpu_seconds": round(_cpu_seconds(), 1),
+        "load_average": [round(load_start, 2), round(_load_average(), 2)],
+        "cpu_count": os.cpu_count(),
         "threads": threads,
         "torch_version": torch.__version__,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
