@@ -375,10 +375,12 @@ class Engine:
         with self._load_lock:
             return list(self._models.values())
 
-    def unload(self, model_id: str) -> None:
+    def unload(self, model_id: str, weights: str | None = None) -> None:
+        """Forget a loaded model: every weights choice of it, or only `weights` (e.g. a file path)."""
         with self._load_lock:
             for key in [k for k in self._models if k[0] == model_id]:
-                del self._models[key]
+                if weights is None or key[1] == str(weights):
+                    del self._models[key]
 
     def wrap(self, module: nn.Module, task: str = "classification") -> LoadedModel:
         """A plain nn.Module as a model of `task` (identity preprocessing, layers by dotted name)."""

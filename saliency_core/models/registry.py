@@ -61,6 +61,7 @@ class ModelInfo:
     description: str
     default_layer: str | None
     num_classes: int
+    weights_help: str = ""  # where to get weights that cannot be downloaded (e.g. U²-Net's), else ""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -101,9 +102,17 @@ def list_models(task: str | None = None) -> list:
                 description=spec.description,
                 default_layer=spec.layers[0] if spec.layers else None,
                 num_classes=len(spec.categories()),
+                weights_help=_weights_help(spec),
             )
         )
     return out
+
+
+def _weights_help(spec: ModelSpec) -> str:
+    """Instructions for default weights the user must fetch by hand (an `instructions` text), or ""."""
+    if spec.weights_enum is None:
+        return ""
+    return str(getattr(spec.weights_enum(), "instructions", "") or "")
 
 
 def _ensure_loaded() -> None:

@@ -126,3 +126,15 @@ def test_shared_parameter_names() -> None:
     assert params["smoothgrad"]["mode"]["choices"] == ["smoothgrad", "smoothgrad_sq", "vargrad"]
     assert {"masks", "cell", "p", "seed"} <= set(params["rise"])
     assert all("layer" in params[m] for m in ("gradcam", "scorecam", "eigencam", "cam", "guided_gradcam"))
+
+
+def test_hand_fetched_weights_say_where_to_get_them_and_one_weights_choice_unloads() -> None:
+    models = {m.id: m for m in sc.list_models()}
+    assert "xuebinqin/U-2-Net" in models["u2netp"].weights_help
+    assert models["resnet50"].weights_help == ""  # downloadable: the missing-file message suffices
+    engine = sc.Engine(device="cpu")
+    random_init = engine.load_model("shapes_demo", weights=None)
+    bundled = engine.load_model("shapes_demo")
+    engine.unload("shapes_demo", weights="random")
+    assert engine.load_model("shapes_demo") is bundled
+    assert engine.load_model("shapes_demo", weights=None) is not random_init
