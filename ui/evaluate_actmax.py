@@ -1,0 +1,169 @@
+"""Activation maximisation: an input optimised to excite a class score or a channel of a layer, with jitter
+and blur regularisation. Gradients are taken w.r.t. the input only; the model is never changed."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import saliency_core as sc
+from ui import evaluate_common as common
+from ui import results, state
+from ui.evaluate_common import ActMaxEntry, Job
+from ui.view import View
+
+KEY = f"{common.PREFIX}am."
+PENDING = f"{KEY}pending"
+OBJECTIVES = ["Class score", "Layer channel"]
+STARTS = ["Noise", "Current image"]
+DEFAULTS = {"steps": 64, "lr": 0.05, "jitter": 8, "blur_sigma": 0.5, "blur_every": 4, "seed": 0, "channel": 0}
+
+
+def section(view: View) -> None:
+    st.caption(
+        "What would excite the model most? Start from noise (or the image) and follow the gradient of a class "
+        "score or of one channel of a layer. Jitter (random shifts) and blur keep the picture from turning "
+        "into high-frequency noise."
+    )
+    settings = _controls(view)
+    common.show_cancelled()
+    key = entry_key(view, settings)
+    entry = common.store().get(key)
+    if entry is None and results.should_run(PENDING, key, auto=False):
+        entry = common.run_jobs(PENDING, [_job(view, settings, key)])[0]
+    if entry is None:
+        st.caption("Press **Optimise** to start.")
+        return
+    _show(view, entry)
+
+
+def entry_key(view: View, settings: dict) -> tuple:
+    image = view.image.digest if settings["start"] == "image" else None
+    return ("actmax", view.info.id, view.weights, image, tuple(sorted(settings.items())))
+
+
+def _controls(view: View) -> dict:
+    for name, value in DEFAULTS.items():
+        state.default(f"{KEY}{name}", value)
+    classification = view.model.task == "classification" and bool(view.model.categories)
+    objectives = OBJECTIVES if classification else OBJECTIVES[1:]
+    settings: dict = {}
+    with st.container(border=True):
+        what, how, run = st.columns([1.2, 1.5, 1], gap="medium")
+        with what:
+            state.default(f"{KEY}objective", objectives[0], allowed=objectives)
+            objective = st.segmented_control("Maximise", objectives, key=f"{KEY}objective", required=True)
+            if not classification:
+                st.caption(
+                    f"Class scores apply to classification models; this {view.model.task} model offers "
+                    "its layers' channels."
+                )
+            if objective == "Class score":
+                names = view.model.categories
+                k = f"{KEY}class.{view.info.id}"
+                state.default(k, int(getattr(view.target, "index", 0) or 0), allowed=list(range(len(names))))
+                index = st.selectbox(
+                    "Class", list(range(len(names))), key=k, format_func=lambda i: f"{i}: {names[i]}"
+                )
+                settings |= {"objective": "class", "class": int(index)}
+            else:
+                layers = view.model.layers()
+                k = f"{KEY}layer.{view.info.id}"
+                state.default(k, layers[0], allowed=layers)
+                layer = st.selectbox("Layer", layers, key=k)
+                channel = st.number_input(
+                    "Channel",
+                    0,
+                    None,
+                    step=1,
+                    key=f"{KEY}channel",
+                    help="Which channel of the layer (from 0).",
+                )
+                settings |= {"objective": "channel", "layer": layer, "channel": int(channel)}
+            state.default(f"{KEY}start", STARTS[0], allowed=STARTS)
+            start = st.segmented_control("Start from", STARTS, key=f"{KEY}start", required=True)
+            settings["start"] = "noise" if start == "Noise" else "image"
+        with how:
+            left, right = st.columns(2)
+            settings["steps"] = int(left.slider("Steps", 1, 512, key=f"{KEY}steps", help="Optimiser steps."))
+            settings["lr"] = float(
+                right.slider(
+                    "Learning rate", 0.005, 0.5, step=0.005, key=f"{KEY}lr", help="Adam's step size."
+                )
+            )
+            settings["jitter"] = int(
+                left.slider("Jitter (px)", 0, 32, key=f"{KEY}jitter", help="Random shift before every step.")
+            )
+            settings["blur_sigma"] = float(
+                right.slider("Blur (sigma)", 0.0, 2.0, step=0.1, key=f"{KEY}blur_sigma", help="0: no blur.")
+            )
+            settings["blur_every"] = int(
+                left.slider("Blur every (steps)", 0, 16, key=f"{KEY}blur_every", help="0: never.")
+            )
+            settings["seed"] = int(right.number_input("Seed", 0, 2**31 - 1, step=1, key=f"{KEY}seed"))
+        with run:
+            seconds = _estimate(view, settings["steps"])
+            st.caption(
+                f":material/timer: **Cost:** {settings['steps']} forward + {settings['steps']} backward passes"
+                + (f", about {results.format_seconds(seconds)}" if seconds else "")
+            )
+            common.run_button(PENDING, entry_key(view, settings), "Optimise")
+            st.caption("The model's weights are never changed: only the input is optimised.")
+    return settings
+
+
+def _estimate(view: View, steps: int) -> float | None:
+    try:
+        one = sc.estimate(view.model, "gradient", {}, view.x).seconds
+    except sc.SaliencyError:
+        return None
+    return None if one is None else float(one) * steps
+
+
+def _job(view: View, settings: dict, key: tuple) -> Job:
+    def work(progress: common.ProgressFn) -> ActMaxEntry:
+        objective = settings["class"] if settings["objective"] == "class" else "channel"
+        found = sc.metrics.activation_maximization(
+            view.model,
+            objective,
+            layer=settings.get("layer"),
+            channel=settings.get("channel"),
+            steps=settings["steps"],
+            lr=settings["lr"],
+            jitter=settings["jitter"],
+            blur_every=settings["blur_every"],
+            blur_sigma=settings["blur_sigma"],
+            start=settings["start"],
+            x=view.x,
+            seed=settings["seed"],
+            progress=progress,
+        )
+        entry = ActMaxEntry((view.info.id, view.weights), dict(settings), found)
+        common.store().put(key, entry)
+        return entry
+
+    return Job("Activation maximisation", work)
+
+
+def _show(view: View, entry: ActMaxEntry) -> None:
+    result = entry.result
+    left, middle, right = st.columns([1, 1, 1.6], gap="medium")
+    start = "the current image" if entry.settings["start"] == "image" else "noise"
+    if entry.settings["start"] == "image":
+        left.image(view.picture, caption="Start: the current image", width="stretch")
+    else:
+        left.caption("Started from noise (seeded).")
+    middle.image(result.image, caption=f"Maximises {result.objective}", width="stretch")
+    figure = go.Figure(go.Scatter(y=result.scores, mode="lines", name="objective"))
+    figure.update_layout(
+        title=f"Objective per step: {result.objective}",
+        xaxis_title="step",
+        yaxis_title="score" if entry.settings["objective"] == "class" else "mean activation",
+        height=300,
+        margin={"l": 40, "r": 10, "t": 40, "b": 10},
+    )
+    right.plotly_chart(figure, config={"displaylogo": False})
+    st.caption(
+        f"From {start}: the objective went from {result.initial_score:.3g} to {result.final_score:.3g} in "
+        f"{len(result.scores)} steps ({results.format_seconds(result.seconds)})."
+    )

@@ -1,0 +1,212 @@
+"""Sanity checks (Adebayo et al. 2018): cascading and independent model-parameter randomisation, and the
+random-logit test. The library randomises a deep copy of the model; the shared one is never touched."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import saliency_core as sc
+from saliency_core import viz
+from ui import display, params, resources, results, state
+from ui import evaluate_common as common
+from ui.evaluate_common import Job, SanityEntry
+from ui.view import View
+
+KEY = f"{common.PREFIX}sanity."
+PENDING = f"{KEY}pending"
+TESTS = {"Cascading": "cascading", "Independent": "independent", "Random logit": "random_logit"}
+EXPLAIN = {
+    "cascading": "Re-initialise the model's blocks from the output down, one more at each stage, and recompute "
+    "the map. A map that explains the model should change more and more (similarity falling towards 0).",
+    "independent": "Re-initialise one block at a time (the others keep their trained weights). Each block the "
+    "model relies on should change the map.",
+    "random_logit": "Explain a random other class instead of the target. A map that still looks the same does "
+    "not depend on which class is asked about.",
+}
+
+
+def section(view: View) -> None:
+    st.caption(
+        "Would the map look different if the model had learned nothing? Maps that survive randomisation "
+        "unchanged show the image (edges, colours), not the model."
+    )
+    tests = dict(TESTS)
+    if view.model.task != "classification":
+        tests.pop("Random logit")
+    infos = resources.methods(view.model.task)
+    by_id = {m.id: m for m in infos}
+    layers = view.model.layers()
+    with st.container(border=True):
+        pick, form, run = st.columns([1.1, 1.3, 1], gap="medium")
+        state.default(f"{KEY}method", "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
+        method = pick.selectbox(
+            "Method", list(by_id), key=f"{KEY}method", format_func=lambda i: by_id[i].title
+        )
+        info = by_id[method]
+        state.default(f"{KEY}test", "Cascading", allowed=list(tests))
+        test = pick.segmented_control("Test", list(tests), key=f"{KEY}test", required=True)
+        kind = tests[str(test)]
+        pick.caption(EXPLAIN[kind])
+        if view.model.task != "classification":
+            pick.caption(
+                "The random-logit test needs class logits: it applies to classification models only."
+            )
+        with form:
+            st.caption("Parameters (shared with Explore)")
+            values = params.form(info, layers)
+        with run:
+            stages, seed = _run_controls(view, kind)
+            maps = 2 if kind == "random_logit" else len(stages) + 1
+            text, _ = results.estimate_text(view, info, values)
+            st.caption(f":material/timer: **Cost:** {maps} maps, each {text}")
+            key = entry_key(view, kind, info.id, values, stages, seed)
+            common.run_button(PENDING, key, "Run the check", disabled=not stages and kind != "random_logit")
+    st.info(
+        "Randomisation runs on a private copy of the model: the shared model, and every map computed from "
+        "it, stays untouched.",
+        icon=":material/content_copy:",
+    )
+    common.show_cancelled()
+    if view.target is None:
+        st.info("The model predicts nothing on this image, so there is no target to explain.")
+        return
+    entry = common.store().get(key)
+    if entry is None and results.should_run(PENDING, key, auto=False):
+        entry = common.run_jobs(PENDING, [_job(view, kind, info, values, stages, seed)])[0]
+    if entry is None:
+        st.caption("Press **Run the check** to compute it.")
+        return
+    if kind == "random_logit":
+        _show_random_logit(view, entry)
+    else:
+        _show_stages(entry)
+
+
+def entry_key(view: View, kind: str, method: str, values: dict, stages: list[str], seed: int) -> tuple:
+    used = () if kind == "random_logit" else tuple(stages)
+    return ("sanity", *common.view_key(view), kind, method, results.params_key(values), used, seed)
+
+
+def _run_controls(view: View, kind: str) -> tuple[list[str], int]:
+    stages: list[str] = []
+    if kind != "random_logit":
+        options = sc.metrics.default_stages(view.model.module)
+        k = f"{KEY}stages.{view.info.id}"
+        if not isinstance(st.session_state.get(k), list):
+            st.session_state[k] = list(options)
+        st.session_state[k] = [s for s in st.session_state[k] if s in options]
+        chosen = st.multiselect(
+            "Blocks to randomise (output first)",
+            options,
+            key=k,
+            help="The model's learnable blocks, from the output down. Fewer blocks: a quicker check.",
+        )
+        stages = [s for s in options if s in chosen]
+    state.default(f"{KEY}seed", 0)
+    seed = st.number_input(
+        "Seed",
+        0,
+        2**31 - 1,
+        step=1,
+        key=f"{KEY}seed",
+        help="Seeds the re-initialised weights (or, for the random-logit test, the other class).",
+    )
+    return stages, int(seed)
+
+
+def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[str], seed: int) -> Job:
+    key = entry_key(view, kind, info.id, values, stages, seed)
+
+    def work(progress: common.ProgressFn) -> SanityEntry:
+        if kind == "random_logit":
+            found = sc.metrics.random_logit(
+                view.model, view.x, view.target, info.id, seed=seed, progress=progress, method_params=values
+            )
+            entry = SanityEntry(
+                kind,
+                info.id,
+                info.title,
+                dict(values),
+                seed,
+                [found.target.describe(), found.other.describe()],
+                [viz.as_map(m) for m in found.maps],
+                [1.0, float(found.spearman)],
+                [1.0, float(found.ssim)],
+            )
+        else:
+            run = (
+                sc.metrics.cascading_randomization
+                if kind == "cascading"
+                else sc.metrics.independent_randomization
+            )
+            found = run(
+                view.model,
+                view.x,
+                view.target,
+                info.id,
+                seed=seed,
+                stages=stages,
+                progress=progress,
+                method_params=values,
+            )
+            entry = SanityEntry(
+                kind,
+                info.id,
+                info.title,
+                dict(values),
+                seed,
+                list(found.stages),
+                [viz.as_map(m) for m in found.maps],
+                [float(v) for v in found.spearman],
+                [float(v) for v in found.ssim],
+            )
+        common.store().put(key, entry)
+        return entry
+
+    return Job(f"{info.title}: {kind.replace('_', ' ')} check", work)
+
+
+def _tiles(entry: SanityEntry, captions: list[str], columns: int) -> None:
+    shown = display.current()
+    row = st.columns(columns)
+    for i, (saliency, caption) in enumerate(zip(entry.maps, captions)):
+        picture = viz.apply_colormap(viz.normalise(saliency, "absolute", shown.clip), shown.cmap)
+        row[i % columns].image(picture, caption=caption, width="stretch")
+
+
+def _show_stages(entry: SanityEntry) -> None:
+    verb = "up to" if entry.kind == "cascading" else "only"
+    captions = ["original (trained weights)"] + [
+        f"{verb} {name} · ρ {rho:.2f} · SSIM {s:.2f}"
+        for name, rho, s in zip(entry.stages[1:], entry.spearman[1:], entry.ssim[1:])
+    ]
+    st.markdown(f"**{entry.title}**, absolute maps, each on its own scale:")
+    _tiles(entry, captions, min(6, max(3, len(captions))))
+    figure = sc.metrics.sanity_figure(
+        sc.metrics.SanityResult(entry.kind, entry.title, entry.stages, [], entry.spearman, entry.ssim)
+    )
+    figure.update_layout(height=340, legend={"orientation": "h", "y": -0.3})
+    st.plotly_chart(figure, config={"displaylogo": False})
+    last = entry.spearman[-1]
+    verdict = (
+        "the map changed: it depends on the learned weights."
+        if last < 0.5
+        else "the map barely changed: it does not depend much on what the model learned."
+    )
+    st.caption(
+        f"Spearman rank correlation and SSIM of the absolute maps against the original. Last stage: ρ = "
+        f"{last:.2f}; {verdict}"
+    )
+
+
+def _show_random_logit(view: View, entry: SanityEntry) -> None:
+    captions = [f"for the target: {entry.stages[0]}", f"for another class: {entry.stages[1]}"]
+    st.markdown(f"**{entry.title}**, absolute maps:")
+    _tiles(entry, captions, 3)
+    rho, ssim = entry.spearman[1], entry.ssim[1]
+    verdict = (
+        "they differ: the map depends on the class asked about."
+        if rho < 0.5
+        else "they are alike: the map hardly depends on the class asked about."
+    )
+    st.markdown(f"Similarity of the two maps: Spearman ρ = **{rho:.2f}**, SSIM = **{ssim:.2f}**; {verdict}")
