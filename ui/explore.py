@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 import saliency_core as sc
-from ui import display, export, params, results, share, state
+from ui import display, evaluate_export, export, params, results, share, state
 from ui.view import View
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
@@ -73,7 +73,7 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
 
 
 def _exports(view: View, result: results.Result, shown: display.Display) -> None:
-    content = export.card(view, [result], shown)
+    content = export.card(view, [result], shown, metrics=evaluate_export.metrics_for(view, result))
     stem = f"{export.file_stem(view)}_{result.method}"
     export.downloads(
         png=lambda: export.view_picture_png(view, result, shown),
