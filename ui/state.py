@@ -18,6 +18,13 @@ SOURCE = "sel.source"  # "Samples" | "Upload" | "Camera"
 MODEL = "sel.model"  # model id
 WEIGHTS = "sel.weights"  # {model id: "default" | "random"}
 TARGET = "sel.target"  # index into the model's predictions, best first
+THRESHOLD = "sel.threshold"  # detection / pose: the lowest score listed
+KEYPOINT = "sel.keypoint"  # pose: the keypoint's name
+REGION_ON = "sel.region_on"  # segmentation: restrict the class to a rectangle
+REGION_X = "sel.region_x"  # (x0, x1) in input pixels
+REGION_Y = "sel.region_y"  # (y0, y1)
+WEIGHTS_FILES = "sel.weights_files"  # {model id: weights_files.Uploaded}
+WEIGHTS_ERROR = "sel.weights_error"  # {model id: why the last uploaded weights file was refused}
 VIEW = "sel.view"  # View of the current run (rebuilt by the sidebar every run)
 
 # Explore

@@ -16,21 +16,35 @@ from ui.images import ImageChoice
 
 @dataclass(frozen=True, eq=False)
 class View:
-    """What the sidebar selected; `x` is the model input (opaque here: only saliency_core touches it)."""
+    """What the sidebar selected; `x` is the model input (opaque here: only saliency_core touches it).
+
+    `target` is the prediction picked in the sidebar, refined where the task allows (`chosen`: one keypoint
+    of a person, a class restricted to a rectangle), or None with `problem` saying why (nothing detected,
+    an empty region): pages then explain nothing rather than a default target.
+    """
 
     image: ImageChoice
     info: sc.ModelInfo
-    weights: str  # "default" | "random"
+    weights: str  # "default" | "random" | "file:<digest prefix>" (uploaded weights)
     model: sc.LoadedModel
     x: Any = field(repr=False)
     picture: np.ndarray = field(repr=False)  # the uint8 picture the model sees (maps are drawn over this)
     predictions: list[sc.Target] = field(repr=False)
     target_index: int = 0
+    chosen: sc.Target | None = field(default=None, repr=False)
+    problem: str = ""
+    region: tuple[int, int, int, int] | None = None  # a rectangle restricting a segmentation class
+
+    @property
+    def task(self) -> str:
+        return self.model.task
 
     @property
     def target(self) -> sc.Target | None:
-        if not self.predictions:
+        if self.problem or not self.predictions:
             return None
+        if self.chosen is not None:
+            return self.chosen
         return self.predictions[min(self.target_index, len(self.predictions) - 1)]
 
     @property
@@ -41,6 +55,12 @@ class View:
     def target_key(self) -> tuple:
         target = self.target
         return target.key() if target is not None else ()
+
+    def missing_target(self) -> str:
+        """Why there is nothing to explain ("" when there is a target)."""
+        if self.target is not None:
+            return ""
+        return self.problem or "The model predicts nothing on this image, so there is nothing to explain."
 
     def base_key(self) -> tuple:
         """Identity of (image, model, weights): what predictions depend on."""
@@ -59,7 +79,12 @@ def prepare(choice: ImageChoice, model: sc.LoadedModel) -> tuple[Any, np.ndarray
 
 
 def top_k(info: sc.ModelInfo) -> int:
-    """How many predictions the target picker offers: all classes of a small model, else five."""
+    """How many predictions the target picker offers: all classes of a small model, every detection above
+    the threshold (up to 30), else five."""
+    if info.task in ("detection", "keypoints"):
+        return 30
+    if info.task == "segmentation":
+        return info.num_classes
     return info.num_classes if 0 < info.num_classes <= 10 else 5
 
 
@@ -77,14 +102,40 @@ def require() -> View:
     return found
 
 
+def model_saliency(view: View) -> np.ndarray:
+    """A salient-object model's own output as a probability map [H, W] in [0, 1] (the engine's cached pass)."""
+    logits = viz.as_map(view.model.engine.forward(view.model, view.x))
+    return (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).astype(np.float32)
+
+
+def short_label(target: sc.Target) -> str:
+    """What a box on the picture says: 'person 0.82' (detection), 'person 1' (pose)."""
+    if isinstance(target, sc.KeypointTarget):
+        return target.person
+    score = f" {target.score:.2f}" if target.score is not None else ""
+    return f"{target.label}{score}"
+
+
+def _highlighted_point(target: sc.Target) -> int | None:
+    names = list(getattr(target, "keypoint_names", ()) or ())
+    chosen = getattr(target, "keypoint", None)  # an index or a name
+    if isinstance(chosen, int):
+        return chosen
+    return names.index(chosen) if chosen in names else None
+
+
 def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
     """The picture with whatever the predictions carry (boxes, keypoints, masks) drawn on it.
 
-    Classification targets carry none, so this is the plain picture; other tasks' targets plug in here.
+    Every detection's box, the chosen one highlighted; the chosen person's skeleton with its chosen keypoint
+    marked; the chosen class's or salient region's mask, and a user's rectangle. Classification targets
+    carry none of these, so for them this is the plain picture.
     """
     picture = view.picture
     index = view.target_index if highlight is None else highlight
     target = view.predictions[index] if 0 <= index < len(view.predictions) else None
+    if highlight is None and view.target is not None:
+        target = view.target
     if target is None:
         return picture
     boxes = [getattr(t, "box", None) for t in view.predictions]
@@ -93,24 +144,27 @@ def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
         picture = viz.draw_boxes(
             picture,
             [boxes[i] for i in shown],
-            labels=[view.predictions[i].describe() for i in shown],
+            labels=[short_label(view.predictions[i]) for i in shown],
             highlight=shown.index(index) if index in shown else None,
         )
     keypoints = getattr(target, "keypoints", None)
     if keypoints is not None:
         names = list(getattr(target, "keypoint_names", ()) or ())
-        chosen = getattr(target, "keypoint", None)  # an index or a name
-        highlight_point = (
-            chosen if isinstance(chosen, int) else (names.index(chosen) if chosen in names else None)
-        )
+        points = np.array(viz.to_numpy(keypoints)).reshape(-1, 3)
+        chosen = _highlighted_point(target)
+        if chosen is not None and 0 <= chosen < len(points):
+            points[chosen, 2] = max(points[chosen, 2], 1.0)  # the chosen point is drawn even if unsure
         picture = viz.draw_keypoints(
             picture,
-            keypoints,
+            points,
             skeleton=getattr(target, "skeleton", ()) or (),
-            highlight=highlight_point,
+            highlight=chosen,
             names=names or None,
+            radius=max(3, round(max(picture.shape[:2]) / 160)),
         )
     mask = getattr(target, "mask", None)
     if mask is not None:
         picture = viz.draw_mask(picture, mask)
+    if view.region is not None and highlight is None:
+        picture = viz.draw_boxes(picture, [view.region], labels=["region"], colors=[(255, 255, 255)])
     return picture

@@ -1,0 +1,115 @@
+"""Weights files a user uploads (U²-Net's published weights cannot be downloaded automatically).
+
+The bytes are written to a temporary file named by their digest, loaded through the library's safe path
+(`sc.load_model(id, weights=path)`: safetensors or `torch.load(weights_only=True)`, strict key matching),
+and the file is deleted at once: the engine keeps the loaded model, so nothing stays on disk. At most
+MAX_LOADED uploaded models stay in memory across all sessions; older ones are unloaded, and a session
+that still points at one is asked to upload it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+import saliency_core as sc
+from ui import resources
+
+TYPES = ["pth", "pt", "safetensors"]
+MAX_MB = 200  # u2net.pth is 176 MB
+MAX_LOADED = 3
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """One uploaded weights file as a session remembers it (the bytes are not kept)."""
+
+    model_id: str
+    name: str
+    sha256: str
+    key: str  # what the engine knows the loaded model by (a path that no longer exists on disk)
+
+    @property
+    def mode(self) -> str:
+        """The weights mode of the view: 'file:<digest prefix>' (part of cache and result keys)."""
+        return f"file:{self.sha256[:16]}"
+
+
+class UploadGone(sc.SaliencyError):
+    """The uploaded model was unloaded to make room for newer uploads."""
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded() -> OrderedDict[tuple[str, str], None]:
+    """Process-wide: (model id, engine key) of the uploaded models still loaded, oldest first."""
+    return OrderedDict()
+
+
+def folder() -> Path:
+    path = Path(tempfile.gettempdir()) / "saliency-dashboard-weights"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _suffix(name: str) -> str:
+    return ".safetensors" if name.lower().endswith(".safetensors") else ".pth"
+
+
+def _plain(message: str, path: Path, name: str) -> str:
+    """The library's message with the temporary path replaced by the file's own name."""
+    return message.replace(str(path), name).replace(path.name, name)
+
+
+def load(model_id: str, data: bytes, name: str) -> tuple[sc.LoadedModel, Uploaded]:
+    """Load uploaded weights into a registered model; raises sc.InvalidWeights with a plain message."""
+    digest = hashlib.sha256(data).hexdigest()
+    safe_id = re.sub(r"[^A-Za-z0-9_-]+", "_", model_id)
+    path = folder() / f"{safe_id}-{digest[:16]}{_suffix(name)}"
+    upload = Uploaded(model_id, name, digest, str(path))
+    resources.engine()
+    with _LOCK:
+        try:
+            path.write_bytes(data)
+            model = sc.load_model(model_id, weights=str(path))
+        except sc.InvalidWeights as exc:
+            raise sc.InvalidWeights(_plain(str(exc), path, name)) from None
+        finally:
+            path.unlink(missing_ok=True)
+        _remember(model_id, str(path))
+    return model, upload
+
+
+def get(upload: Uploaded) -> sc.LoadedModel:
+    """The model loaded from an earlier upload; raises UploadGone when it was unloaded since."""
+    gone = UploadGone(
+        f"The weights file {upload.name} is no longer loaded on the server (newer uploads took its place). "
+        "Upload it again."
+    )
+    entry = (upload.model_id, upload.key)
+    with _LOCK:
+        if entry not in _loaded():
+            raise gone
+        try:
+            model = sc.load_model(upload.model_id, weights=upload.key)  # the engine's copy: the file is gone
+        except sc.InvalidWeights:
+            _loaded().pop(entry, None)
+            raise gone from None
+        _loaded().move_to_end(entry)
+        return model
+
+
+def _remember(model_id: str, key: str) -> None:
+    loaded = _loaded()
+    loaded[(model_id, key)] = None
+    loaded.move_to_end((model_id, key))
+    while len(loaded) > MAX_LOADED:
+        (old_id, old_key), _ = loaded.popitem(last=False)
+        sc.get_engine().unload(old_id, weights=old_key)
