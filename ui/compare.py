@@ -155,14 +155,28 @@ def _sweep_variants(view: View) -> list[Variant]:
 
 # --- computing -------------------------------------------------------------------------------------------
 def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
-    """Stored results of the variants; the missing ones computed when asked (or when cheap)."""
+    """Stored results of the variants; the missing ones computed when asked (or when cheap).
+
+    Without a target (nothing detected, an empty region) only model-free variants are computed; the
+    others come back as None.
+    """
+    missing_target = view.missing_target()
+    if missing_target and any(v.info.needs_target for v in variants):
+        st.warning(f"{missing_target} Only model-free methods can be shown.", icon=":material/search_off:")
+        kept = [v for v in variants if not v.info.needs_target]
+        found = iter(compute(view, kept) if kept else [])
+        return [None if v.info.needs_target else next(found) for v in variants]
     jobs = [(v.label, v.info, v.params) for v in variants]
     keys = tuple(results.request_key(view, v.info, v.params) for v in variants)
     stored = [results.store().get(k) for k in keys]
     missing = [v for v, r in zip(variants, stored) if r is None]
     if not missing:
         return stored
-    texts = [f"- **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}" for v in missing]
+    texts = []
+    for v in missing:
+        line = f"- **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}"
+        slow = results.cost_warning(view, v.info, v.params)
+        texts.append(f"{line}  \n  :orange[{slow}]" if slow else line)
     budget = AUTO_RUN_SECONDS / len(missing)
     auto = all(results.is_cheap(view, v.info, v.params, budget) for v in missing)
     box = st.empty()

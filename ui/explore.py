@@ -7,8 +7,9 @@ from typing import Any
 import streamlit as st
 
 import saliency_core as sc
-from ui import display, evaluate_export, export, params, results, share, state
-from ui.view import View
+from saliency_core import viz
+from ui import display, evaluate_export, export, params, resources, results, share, state
+from ui.view import View, model_saliency, prediction_picture
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
 
@@ -24,12 +25,15 @@ def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
         info = params.method_picker(view.model.task, family_area=family_row, method_area=pick)
         pick.caption(info.description)
         with form:
-            values = params.form(info, view.model.layers())
+            values = params.form(info, view.model.layers(), view)
         text, _ = results.estimate_text(view, info, values)
         key = results.request_key(view, info, values)
         auto = results.is_cheap(view, info, values, AUTO_RUN_SECONDS)
         with run:
             st.caption(f":material/timer: **Cost:** {text}")
+            slow = results.cost_warning(view, info, values)
+            if slow:
+                st.warning(slow, icon=":material/hourglass_top:")
             st.button(
                 "Run",
                 key=f"{state.ACTION_PREFIX}run",
@@ -48,6 +52,12 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
     shown = display.controls()
     key = results.request_key(view, info, values)
     results.show_cancelled()
+    missing = view.missing_target() if info.needs_target else ""
+    if missing:
+        st.warning(missing, icon=":material/search_off:")
+        st.image(prediction_picture(view), caption="Input as the model sees it", width=480)
+        _reference_panel(view, shown)
+        return
     result = results.store().get(key)
     if result is None and results.should_run(state.PENDING, key, auto):
         st.session_state[state.PENDING] = key
@@ -57,8 +67,15 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
             f"Press **Run** to compute {info.title} for **{view.target_label}**.",
             icon=":material/play_arrow:",
         )
+        st.image(
+            prediction_picture(view),
+            caption=f"Input as the model sees it · target: {view.target_label}",
+            width=480,
+        )
+        _reference_panel(view, shown)
         return
     display.result_view(view, result, shown)
+    _reference_panel(view, shown)
     st.divider()
     _exports(view, result, shown)
     link = share.sync(view, info, values, shown)
@@ -70,6 +87,38 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
             st.caption(
                 "Views of uploaded or camera images cannot be shared: the image is not stored anywhere."
             )
+
+
+def _reference_panel(view: View, shown: display.Display) -> None:
+    """Salient objects: the model's own saliency map beside the model-free spectral-residual map."""
+    if view.task != "salient_object":
+        return
+    st.subheader("The model's saliency and a classical reference")
+    reference = resources.method("spectral_residual")
+    if reference is None:
+        return
+    found = results.lookup(view, reference, {})
+    if found is None:
+        found = results.run_with_progress(
+            view, [(reference.title, reference, {})], f"{state.PENDING}.reference"
+        )[0]
+    left, right = st.columns(2, gap="medium")
+    left.image(
+        viz.apply_colormap(model_saliency(view), shown.cmap),
+        caption=f"{view.info.title}: salient-object probability (its output, not an explanation)",
+        width="stretch",
+    )
+    if found is not None:
+        right.image(
+            viz.apply_colormap(viz.normalise(found.map, "positive", shown.clip), shown.cmap),
+            caption="Spectral residual (Hou & Zhang 2007): model-free saliency, a classical reference",
+            width="stretch",
+        )
+    st.caption(
+        "Left: where the model finds the salient object. Right: where a model-free detector of "
+        "'unexpected' image content points. The explanations above say which pixels drive the model's "
+        "region; these two say what each calls salient."
+    )
 
 
 def _exports(view: View, result: results.Result, shown: display.Display) -> None:

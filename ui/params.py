@@ -6,6 +6,7 @@ and Evaluate pages can read what the user set on Explore (`values`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,14 +23,58 @@ def key(method_id: str, name: str) -> str:
     return f"{state.PARAM_PREFIX}{method_id}.{name}"
 
 
-def defaults(info: sc.MethodInfo, layers: Sequence[str]) -> dict[str, Any]:
-    """The schema's defaults, the layer defaulting to the model's suggested one."""
+DEFAULTED = "params.defaulted"  # {widget key: the default it was given}: unchanged ones follow the context
+DETECTOR_RISE_MASKS = 200
+DENSE_RISE_MASKS = 300
+
+
+def _current_view() -> Any:
+    return st.session_state.get(state.VIEW)
+
+
+def task_defaults(info: sc.MethodInfo, view: Any = None) -> dict[str, Any]:
+    """Defaults that replace the schema's for the view's task and input size.
+
+    The schema's defaults suit a 224-pixel classifier input. Detectors see up to 640 pixels and each of
+    their passes is far slower, so occlusion's patch and stride grow with the input (about 5 patches
+    across the longer side, half-overlapping: some 60 passes instead of 1,200) and RISE uses fewer,
+    proportionally larger cells (8 across) and fewer masks. Classification keeps the schema's defaults.
+    """
+    view = view if view is not None else _current_view()
+    if view is None or view.task == "classification":
+        return {}
+    side = max(int(v) for v in view.picture.shape[:2])
+    if info.id == "occlusion":
+        patch = max(8, round(side / 5 / 8) * 8)
+        return _clamped(info, {"patch": patch, "stride": max(1, patch // 2)})
+    if info.id == "rise":
+        masks = DETECTOR_RISE_MASKS if view.task in ("detection", "keypoints") else DENSE_RISE_MASKS
+        return _clamped(info, {"masks": masks, "cell": max(8, math.ceil(side / 8))})
+    return {}
+
+
+def _clamped(info: sc.MethodInfo, values: dict[str, Any]) -> dict[str, Any]:
+    schema = {p["name"]: p for p in info.params}
+    out = {}
+    for name, value in values.items():
+        p = schema.get(name)
+        if p is None:
+            continue
+        lo, hi = p.get("min"), p.get("max")
+        out[name] = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
+    return out
+
+
+def defaults(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> dict[str, Any]:
+    """The schema's defaults for the current view's task and input size (`task_defaults`), the layer
+    defaulting to the model's suggested one. `view` defaults to the sidebar's current view."""
     out = {}
     for p in info.params:
         value = p["default"]
         if p["type"] == "layer":
             value = layers[0] if layers else None
         out[p["name"]] = value
+    out.update(task_defaults(info, view))
     return out
 
 
@@ -49,14 +94,30 @@ def is_valid(p: dict[str, Any], value: Any, layers: Sequence[str]) -> bool:
     return True
 
 
-def values(info: sc.MethodInfo, layers: Sequence[str]) -> dict[str, Any]:
-    """The method's parameters as the user last set them (defaults where never set or no longer valid)."""
-    out = defaults(info, layers)
+def _resolve(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> tuple[dict[str, Any], set[str]]:
+    """(values, names whose value is the default): a value the user (or a link) set is kept while valid;
+    one still at the default it was given follows the defaults of the current task and input."""
+    out = defaults(info, layers, view)
+    given = st.session_state.get(DEFAULTED, {})
+    from_default = set(out)
     for p in info.params:
-        value = st.session_state.get(key(info.id, p["name"]))
-        if value is not None and is_valid(p, value, layers):
-            out[p["name"]] = value
-    return out
+        k = key(info.id, p["name"])
+        value = st.session_state.get(k)
+        if value is None or not is_valid(p, value, layers):
+            continue
+        if k in given and given[k] == value:
+            continue  # never changed from a default: take today's default
+        out[p["name"]] = value
+        from_default.discard(p["name"])
+    return out, from_default
+
+
+def values(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> dict[str, Any]:
+    """The method's parameters as the user last set them (defaults where never set or no longer valid).
+
+    `view` (default: the sidebar's current view) picks task- and size-dependent defaults.
+    """
+    return _resolve(info, layers, view)[0]
 
 
 def set_values(method_id: str, params: dict[str, Any]) -> None:
@@ -106,9 +167,16 @@ def method_picker(
 
 
 # --- parameter form --------------------------------------------------------------------------------------
-def form(info: sc.MethodInfo, layers: Sequence[str]) -> dict[str, Any]:
+def form(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> dict[str, Any]:
     """Widgets for every parameter (help text from the schema); returns their values."""
-    current = values(info, layers)
+    current, from_default = _resolve(info, layers, view)
+    given = st.session_state.setdefault(DEFAULTED, {})
+    for p in info.params:
+        k = key(info.id, p["name"])
+        if p["name"] in from_default:
+            given[k] = current[p["name"]]
+        else:
+            given.pop(k, None)
     basic = [p for p in info.params if p["name"] not in ADVANCED]
     advanced = [p for p in info.params if p["name"] in ADVANCED]
     out: dict[str, Any] = {}

@@ -121,6 +121,8 @@ def compute(
 ) -> Result:
     """Run a method on the view (the engine may answer from its cache) and store the result."""
     target = view.target if info.needs_target else None
+    if info.needs_target and target is None:  # never let the engine pick a default target instead
+        raise sc.TargetNotFound(view.missing_target())
     attribution = sc.attribute(view.model, view.x, info.id, target, progress=progress, **params)
     state.bump(state.COMPUTE_COUNT)
     result = Result(
@@ -161,6 +163,34 @@ def estimate_text(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tu
     if est.seconds is None:
         return f"{passes} (time unknown until the model has run)", None
     return f"{passes}, about {format_seconds(est.seconds)}", float(est.seconds)
+
+
+SLOW_SECONDS = 60.0  # estimates above this get a warning before running
+SLOW_PASSES = 300  # and so do this many passes while the model's speed is unknown
+
+
+def cost_warning(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> str:
+    """A plain warning when a method will be slow on this model and input ("" otherwise)."""
+    try:
+        est = sc.estimate(view.model, info.id, params, view.x)
+    except sc.SaliencyError:
+        return ""
+    passes = est.forward_passes + est.backward_passes
+    slow = est.seconds > SLOW_SECONDS if est.seconds is not None else passes > SLOW_PASSES
+    if not slow:
+        return ""
+    when = f"about {format_seconds(est.seconds)}" if est.seconds is not None else f"{passes} passes"
+    what = "this model"
+    if view.task in ("detection", "keypoints"):
+        what = "a detector (every pass runs the whole detector on the full image)"
+    if info.id == "scorecam":
+        layer = params.get("layer")
+        return (
+            f"Score-CAM makes one forward pass per channel of {layer} ({est.forward_passes - 1} here) through "
+            f"{what}: {when}. Grad-CAM and its variants need one pass; a layer with fewer channels "
+            "is cheaper."
+        )
+    return f"{info.title} will take {when} on {what}. Fewer samples, masks or windows make it faster."
 
 
 def is_cheap(view: View, info: sc.MethodInfo, params: dict[str, Any], max_seconds: float) -> bool:
