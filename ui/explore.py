@@ -83,6 +83,8 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
         if link:
             st.code(link, language=None)
             st.caption("Opening this link reproduces the view (bundled samples only).")
+        elif view.weights.startswith("file"):
+            st.caption("Views with uploaded weights cannot be shared: the weights are not stored anywhere.")
         else:
             st.caption(
                 "Views of uploaded or camera images cannot be shared: the image is not stored anywhere."

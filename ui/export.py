@@ -69,6 +69,34 @@ def map_entry(result: Result, display: Display, label: str | None = None) -> dic
     }
 
 
+def _weights_file(view: View) -> str | None:
+    if view.weights == "default":
+        return view.info.weights_path
+    upload = st.session_state.get(state.WEIGHTS_FILES, {}).get(view.info.id)
+    if view.weights.startswith("file") and upload is not None:
+        return f"uploaded {upload.name} (sha256 {upload.sha256})"
+    return None
+
+
+def _target_details(view: View, target: Any) -> dict[str, Any]:
+    """Where the target is: a detection's box and class, a keypoint, a segmentation rectangle."""
+    out: dict[str, Any] = {}
+    box = getattr(target, "box", None) if target is not None else None
+    if box is not None:
+        out["box"] = [round(float(v), 2) for v in box]
+    if target is not None and getattr(target, "category", None) is not None:
+        out["category"] = int(target.category)
+    if target is not None and getattr(target, "keypoint_name", None):
+        out["keypoint"] = target.keypoint_name
+        location = getattr(target, "location", None)
+        out["keypoint_location"] = [round(float(v), 2) for v in location] if location else None
+    if view.region is not None:
+        out["region"] = list(view.region)
+    if view.threshold is not None:
+        out["threshold"] = view.threshold
+    return out
+
+
 def card(
     view: View,
     results: Sequence[Result],
@@ -99,13 +127,14 @@ def card(
             "title": view.info.title,
             "task": view.info.task,
             "weights": view.weights,
-            "weights_file": view.info.weights_path if view.weights == "default" else None,
+            "weights_file": _weights_file(view),
         },
         "target": {
             "index": view.target_index,
             "label": view.target_label,
             "score": _json_value(getattr(target, "score", None)),
             "class_index": _json_value(getattr(target, "index", None)),
+            **_target_details(view, target),
         },
         "method": (
             {"id": first["method"], "title": first["title"], "params": first["params"]}

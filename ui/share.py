@@ -1,8 +1,10 @@
 """Share links: the Explore view of a bundled sample as URL query parameters, and applying such a link.
 
 `?sample=scene_00&model=shapes_demo&target=0&method=occlusion&p.patch=16&cmap=jet` reproduces the view:
-sample, model (and `weights=random` when used), target rank, method, its parameters (`p.<name>`) and the
-display settings. Uploaded and camera images are not stored anywhere, so their views cannot be shared.
+sample, model (and `weights=random` when used), target rank (with a detection `threshold`, a pose `keypoint`
+name or a segmentation `region=x0,y0,x1,y1` where used), method, its parameters (`p.<name>`) and the
+display settings. Uploaded and camera images, and uploaded weights, are not stored anywhere, so their views
+cannot be shared.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _DISPLAY_KEYS = {"cmap": state.CMAP, "alpha": state.ALPHA, "sign": state.SIGN, "
 
 def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Display) -> dict[str, str] | None:
     """The query parameters of this view, or None when the image is not a bundled sample."""
-    if view.image.source != "sample" or not view.image.sample_id:
+    if view.image.source != "sample" or not view.image.sample_id or view.weights.startswith("file"):
         return None
     out = {
         "sample": view.image.sample_id,
@@ -33,6 +35,14 @@ def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Displa
     }
     if view.weights == "random":
         out["weights"] = "random"
+    threshold = st.session_state.get(state.THRESHOLD)
+    if view.task in ("detection", "keypoints") and threshold is not None and threshold != 0.5:
+        out["threshold"] = str(threshold)
+    keypoint = getattr(view.target, "keypoint_name", None)
+    if view.task == "keypoints" and keypoint:
+        out["keypoint"] = keypoint
+    if view.task == "segmentation" and view.region is not None:
+        out["region"] = ",".join(str(v) for v in view.region)
     for name, value in values.items():
         if name != "batch_size":
             out[f"p.{name}"] = str(value)
@@ -103,6 +113,7 @@ def apply_from_url() -> list[str]:
             st.session_state["sel.keep_target"] = True
         except ValueError:
             problems.append(f"target '{link['target']}'")
+    problems += _apply_target_details(link)
     method = resources.method(link.get("method") or "")
     if link.get("method") and method is None:
         problems.append(f"method '{link['method']}'")
@@ -133,4 +144,33 @@ def apply_from_url() -> list[str]:
                 st.session_state[key] = float(text)
             except ValueError:
                 problems.append(f"{name}={text}")
+    return problems
+
+
+def _apply_target_details(link: dict[str, Any]) -> list[str]:
+    """A detection threshold, a keypoint name and a segmentation rectangle from a link."""
+    problems = []
+    if link.get("threshold"):
+        try:
+            value = round(float(link["threshold"]) / 0.05) * 0.05
+            if not 0.05 <= value <= 0.95:
+                raise ValueError
+            st.session_state[state.THRESHOLD] = round(value, 2)
+        except ValueError:
+            problems.append(f"threshold={link['threshold']}")
+    if link.get("keypoint"):
+        st.session_state[state.KEYPOINT] = str(link["keypoint"])  # checked against the names when drawn
+        st.session_state["sel.keep_target"] = True
+    if link.get("region"):
+        try:
+            x0, y0, x1, y1 = (int(v) for v in str(link["region"]).split(","))
+            if not (0 <= x0 < x1 and 0 <= y0 < y1):
+                raise ValueError
+        except ValueError:
+            problems.append(f"region={link['region']}")
+        else:
+            st.session_state[state.REGION_ON] = True
+            st.session_state[state.REGION_X] = (x0, x1)
+            st.session_state[state.REGION_Y] = (y0, y1)
+            st.session_state["sel.keep_target"] = True
     return problems

@@ -426,6 +426,7 @@ def _target_section(choice: images.ImageChoice, model: sc.LoadedModel) -> View |
         chosen=chosen,
         problem=problem,
         region=region,
+        threshold=threshold if task in ("detection", "keypoints") else None,
     )
     if problem:
         st.warning(problem, icon=":material/search_off:")

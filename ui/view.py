@@ -34,6 +34,7 @@ class View:
     chosen: sc.Target | None = field(default=None, repr=False)
     problem: str = ""
     region: tuple[int, int, int, int] | None = None  # a rectangle restricting a segmentation class
+    threshold: float | None = None  # detection / pose: the lowest score listed
 
     @property
     def task(self) -> str:

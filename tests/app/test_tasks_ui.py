@@ -176,6 +176,11 @@ def test_pose_person_and_keypoint_by_name(app, torch_home: Path) -> None:
     assert result.method == "gradcam" and "left_wrist" in result.target_label and _non_trivial(result)
     assert _non_trivial(_pick_method(at, "gradient", "gradient_x_input"))
     assert not at.exception
+    # the share link names the keypoint, and opening it picks the same person and keypoint
+    link = dict(at.query_params)
+    assert link["keypoint"] == "left_wrist" and link["model"] == POSE
+    shared = app(query=link)
+    assert shared.session_state[state.VIEW].target.keypoint_name == "left_wrist"
 
 
 def _two_class_segmenter() -> dict[str, torch.Tensor]:
