@@ -175,6 +175,18 @@ def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return results.params_key(a) == results.params_key(b)
 
 
+def no_target(view: View) -> bool:
+    """Say so and return True when the model predicts nothing to explain on this image."""
+    if view.target is not None:
+        return False
+    st.info(
+        "The model predicts nothing on this image, so there is no target to evaluate: see the sidebar "
+        "(a lower score threshold, another image or other weights may help).",
+        icon=":material/search_off:",
+    )
+    return True
+
+
 # --- pickers ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Variant:
@@ -263,7 +275,7 @@ def run_jobs(pending_key: str, jobs: Sequence[Job]) -> list[Any]:
     out: list[Any] = [None] * len(jobs)
     box = st.empty()
     with box.container():
-        bar_col, button_col = st.columns([5, 1], vertical_alignment="center")
+        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")
         bar = bar_col.progress(0.0, text="Starting…")
         button_col.button(
             "Cancel",

@@ -88,9 +88,15 @@ def section(view: View) -> None:
     """The JSON card of everything evaluated for this view, and a look at its metrics."""
     metrics = metrics_for(view)
     maps, labels = maps_of(view)
+    if metrics:
+        st.caption(
+            "The card holds the image's SHA-256, the model and weights, the target, how each map was made and "
+            f"the metrics computed here for this view: **{', '.join(metrics)}**."
+        )
+    else:
+        st.caption("Nothing evaluated for this image, model and target yet: run a section above.")
     content = export.card(view, maps, display.current(), labels, metrics=metrics, page="evaluate")
-    left, right = st.columns([1, 3], vertical_alignment="center")
-    left.download_button(
+    st.download_button(
         "JSON card with the metrics",
         export.card_bytes(content),
         file_name=f"{export.file_stem(view)}_evaluate.json",
@@ -100,11 +106,5 @@ def section(view: View) -> None:
         disabled=not metrics,
     )
     if metrics:
-        right.caption(
-            "The card holds the image's SHA-256, the model and weights, the target, how each map was made and "
-            f"the metrics computed here for this view: {', '.join(metrics)}."
-        )
         with st.expander("The card's metrics", icon=":material/data_object:"):
             st.json(metrics, expanded=1)
-    else:
-        right.caption("Nothing evaluated for this image, model and target yet: run a section above.")

@@ -45,13 +45,10 @@ def section(view: View) -> None:
         "makes it **fall fast** (low deletion AUC). Put them back onto a blank substrate: it should **rise "
         "fast** (high insertion AUC). A random pixel order is the reference every map should beat."
     )
-    if view.target is None:
-        st.info(
-            "The model predicts nothing on this image, so there is no target whose score could be tracked."
-        )
+    if common.no_target(view):
         return
     variants = common.choose_methods(view, f"{KEY}methods")
-    left, right = st.columns([2, 1])
+    left, right = st.columns(2, gap="medium")
     st.session_state.setdefault(f"{KEY}steps", 20)
     steps = left.slider(
         "Steps",
@@ -176,24 +173,25 @@ def _show(view: View, variants: Sequence[Variant], steps: int, substrate: str) -
         rows.append(
             {
                 "Method": label,
-                "Deletion AUC (lower is better)": round(deletion, 4),
-                "Insertion AUC (higher is better)": round(insertion, 4),
-                "Beats random order": _verdict(deletion, insertion, random_auc),
+                "Deletion AUC ↓": round(deletion, 4),
+                "Insertion AUC ↑": round(insertion, 4),
+                "Beats random": _verdict(deletion, insertion, random_auc),
             }
         )
     if all(random_auc.values()):
         rows.append(
             {
                 "Method": "Random order (reference)",
-                "Deletion AUC (lower is better)": round(random_auc["deletion"], 4),
-                "Insertion AUC (higher is better)": round(random_auc["insertion"], 4),
-                "Beats random order": "",
+                "Deletion AUC ↓": round(random_auc["deletion"], 4),
+                "Insertion AUC ↑": round(random_auc["insertion"], 4),
+                "Beats random": "",
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption(
         f"Score: {_score_text(view)} · {steps} steps of {100 / steps:.0f}% of the pixels · substrate: {substrate}. "
-        "AUC is the area under each curve (trapezoid rule, fractions 0 to 1)."
+        "AUC is the area under each curve (trapezoid rule, fractions 0 to 1): lower is better for deletion, "
+        "higher for insertion; *Beats random* says which of the two beat the random pixel order."
     )
 
 

@@ -52,8 +52,11 @@ def section(view: View) -> None:
         "Does the map point at the object? **Pointing game**: a hit when the map's maximum lies within the "
         "tolerance of the object. **Energy**: the share of the map's positive saliency that falls inside it."
     )
+    if common.no_target(view):
+        return
+    variants = common.choose_methods(view, f"{KEY}methods")
     found = sample_mask(view)
-    top = st.columns([1.2, 1, 1])
+    top = st.columns(2, gap="medium")
     if found is not None:
         state.default(f"{KEY}region", REGIONS[0], allowed=REGIONS)
         region_kind = top[0].segmented_control("Ground truth", REGIONS, key=f"{KEY}region", required=True)
@@ -72,8 +75,6 @@ def section(view: View) -> None:
         help="A hit when the map's maximum lies within this many pixels of the object (15 in the original "
         "pointing game).",
     )
-    with top[2]:
-        variants = common.choose_methods(view, f"{KEY}methods")
     height, width = view.picture.shape[:2]
     box = None
     if region_kind == "Box":
@@ -219,9 +220,10 @@ def _show(
         picture = viz.draw_mask(display.overlay(view, result, shown), region, color=REGION_COLOUR, alpha=0.0)
         tiles.append(_mark(picture, sc.metrics.max_location(result.map), entry.tolerance, row.hit))
         captions.append(f"{variant.label}: {_hit_text(row)} · energy {row.energy:.2f}")
-    columns = st.columns(4)
-    for i, (tile, caption) in enumerate(zip(tiles, captions)):
-        columns[i % 4].image(tile, caption=caption, width="stretch")
+    for first in range(0, len(tiles), 3):  # one row at a time, so that rows stay aligned
+        row = st.columns(3)
+        for column, tile, caption in zip(row, tiles[first : first + 3], captions[first : first + 3]):
+            column.image(tile, caption=caption, width="stretch")
     table = [
         {
             "Method": row.label,

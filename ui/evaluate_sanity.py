@@ -30,6 +30,8 @@ def section(view: View) -> None:
         "Would the map look different if the model had learned nothing? Maps that survive randomisation "
         "unchanged show the image (edges, colours), not the model."
     )
+    if common.no_target(view):
+        return
     tests = dict(TESTS)
     if view.model.task != "classification":
         tests.pop("Random logit")
@@ -37,39 +39,37 @@ def section(view: View) -> None:
     by_id = {m.id: m for m in infos}
     layers = view.model.layers()
     with st.container(border=True):
-        pick, form, run = st.columns([1.1, 1.3, 1], gap="medium")
-        state.default(f"{KEY}method", "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
-        method = pick.selectbox(
-            "Method", list(by_id), key=f"{KEY}method", format_func=lambda i: by_id[i].title
-        )
-        info = by_id[method]
         state.default(f"{KEY}test", "Cascading", allowed=list(tests))
-        test = pick.segmented_control("Test", list(tests), key=f"{KEY}test", required=True)
+        test = st.segmented_control("Test", list(tests), key=f"{KEY}test", required=True)
         kind = tests[str(test)]
-        pick.caption(EXPLAIN[kind])
+        explain = EXPLAIN[kind]
         if view.model.task != "classification":
-            pick.caption(
-                "The random-logit test needs class logits: it applies to classification models only."
+            explain += (
+                " (The random-logit test needs class logits: it applies to classification models only.)"
             )
+        st.caption(explain)
+        state.default(f"{KEY}method", "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
+        form, more = st.columns(2, gap="medium")
         with form:
-            st.caption("Parameters (shared with Explore)")
+            method = st.selectbox(
+                "Method", list(by_id), key=f"{KEY}method", format_func=lambda i: by_id[i].title
+            )
+            info = by_id[method]
+            st.caption("Its parameters (shared with Explore):")
             values = params.form(info, layers)
-        with run:
+        with more:
             stages, seed = _run_controls(view, kind)
-            maps = 2 if kind == "random_logit" else len(stages) + 1
-            text, _ = results.estimate_text(view, info, values)
-            st.caption(f":material/timer: **Cost:** {maps} maps, each {text}")
-            key = entry_key(view, kind, info.id, values, stages, seed)
-            common.run_button(PENDING, key, "Run the check", disabled=not stages and kind != "random_logit")
+        maps = 2 if kind == "random_logit" else len(stages) + 1
+        text, _ = results.estimate_text(view, info, values)
+        st.caption(f":material/timer: **Cost:** {maps} maps of {info.title}, each {text}")
+        key = entry_key(view, kind, info.id, values, stages, seed)
+        common.run_button(PENDING, key, "Run the check", disabled=not stages and kind != "random_logit")
     st.info(
         "Randomisation runs on a private copy of the model: the shared model, and every map computed from "
         "it, stays untouched.",
         icon=":material/content_copy:",
     )
     common.show_cancelled()
-    if view.target is None:
-        st.info("The model predicts nothing on this image, so there is no target to explain.")
-        return
     entry = common.store().get(key)
     if entry is None and results.should_run(PENDING, key, auto=False):
         entry = common.run_jobs(PENDING, [_job(view, kind, info, values, stages, seed)])[0]
@@ -77,7 +77,7 @@ def section(view: View) -> None:
         st.caption("Press **Run the check** to compute it.")
         return
     if kind == "random_logit":
-        _show_random_logit(view, entry)
+        _show_random_logit(entry)
     else:
         _show_stages(entry)
 
@@ -168,10 +168,11 @@ def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[
 
 def _tiles(entry: SanityEntry, captions: list[str], columns: int) -> None:
     shown = display.current()
-    row = st.columns(columns)
-    for i, (saliency, caption) in enumerate(zip(entry.maps, captions)):
-        picture = viz.apply_colormap(viz.normalise(saliency, "absolute", shown.clip), shown.cmap)
-        row[i % columns].image(picture, caption=caption, width="stretch")
+    pictures = [viz.apply_colormap(viz.normalise(m, "absolute", shown.clip), shown.cmap) for m in entry.maps]
+    for first in range(0, len(pictures), columns):  # one row at a time, so that rows stay aligned
+        row = st.columns(columns)
+        for column, picture, caption in zip(row, pictures[first:], captions[first : first + columns]):
+            column.image(picture, caption=caption, width="stretch")
 
 
 def _show_stages(entry: SanityEntry) -> None:
@@ -181,7 +182,7 @@ def _show_stages(entry: SanityEntry) -> None:
         for name, rho, s in zip(entry.stages[1:], entry.spearman[1:], entry.ssim[1:])
     ]
     st.markdown(f"**{entry.title}**, absolute maps, each on its own scale:")
-    _tiles(entry, captions, min(6, max(3, len(captions))))
+    _tiles(entry, captions, 3 if len(captions) <= 6 else 4)
     figure = sc.metrics.sanity_figure(
         sc.metrics.SanityResult(entry.kind, entry.title, entry.stages, [], entry.spearman, entry.ssim)
     )
@@ -199,7 +200,7 @@ def _show_stages(entry: SanityEntry) -> None:
     )
 
 
-def _show_random_logit(view: View, entry: SanityEntry) -> None:
+def _show_random_logit(entry: SanityEntry) -> None:
     captions = [f"for the target: {entry.stages[0]}", f"for another class: {entry.stages[1]}"]
     st.markdown(f"**{entry.title}**, absolute maps:")
     _tiles(entry, captions, 3)

@@ -38,7 +38,7 @@ def test_faithfulness_curves_beat_random_and_go_into_both_cards(app, monkeypatch
     assert len(charts) == 2  # deletion and insertion, each with every method and the random order
     assert all("random order" in c.proto.spec for c in charts)
     table = at.dataframe[0].value
-    auc = dict(zip(table["Method"], table["Deletion AUC (lower is better)"]))
+    auc = dict(zip(table["Method"], table["Deletion AUC ↓"]))
     assert set(auc) == {"Grad-CAM", "Gradient (saliency)", "Random order (reference)"}
     assert auc["Grad-CAM"] < auc["Random order (reference)"], auc
 
