@@ -263,7 +263,7 @@ def show_cancelled() -> None:
     """Say once that the last run was cancelled (here or by a map computation)."""
     if st.session_state.pop(CANCELLED, None) or st.session_state.pop(state.CANCELLED, None):
         st.info(
-            "Cancelled. What had finished before is kept; press Run to go on.", icon=":material/stop_circle:"
+            "Cancelled. What had finished is kept; press the button again to go on.", icon=":material/stop_circle:"
         )
 
 

@@ -1,8 +1,8 @@
 """End to end in a real browser: `streamlit run app.py`, driven by Playwright on Debian's Chromium.
 
 Picks a sample, runs two methods (and cancels a slow one), downloads the PNG, opens Compare and checks that
-the heatmaps render; saves small screenshots (docs/screenshots/ holds the two the README shows; refresh them
-with SALIENCY_UPDATE_SCREENSHOTS=1).
+the heatmaps render, computes faithfulness curves on Evaluate; saves small screenshots (docs/screenshots/
+holds the three the README shows; refresh them with SALIENCY_UPDATE_SCREENSHOTS=1).
 Without Chromium the test fails, unless SALIENCY_SKIP_E2E=1 (CI installs it through .ci/run).
 """
 
@@ -200,4 +200,41 @@ def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
             _save_small(page.screenshot(), "compare.png")
         finally:
             page.screenshot(path=str(ARTIFACTS / "last.png"))
+            browser.close()
+
+
+def test_evaluate_faithfulness_curves(server: str) -> None:
+    """Evaluate computes deletion and insertion curves with a progress bar and draws them (small: 20 steps)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = _chromium()
+    expect.set_options(timeout=TIMEOUT_MS)
+    scene = next(s for s in sc.list_samples() if s.kind == "synthetic")
+    link = f"{server}/?sample={scene.id}&model=shapes_demo&method=gradcam"
+    if not next(m for m in sc.list_models() if m.id == "shapes_demo").weights_available:
+        link += "&weights=random"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1000, "height": 1250})
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(link)
+            _wait_idle(page)
+            sidebar, main = page.get_by_test_id("stSidebar"), page.get_by_test_id("stMain")
+            sidebar.get_by_role("link", name="Evaluate").click()
+            expect(main.get_by_role("heading", name="Evaluate")).to_be_visible()
+            _wait_idle(page)
+            expect(main.get_by_role("tab", name="Faithfulness")).to_have_attribute("aria-selected", "true")
+            main.get_by_role("button", name="Compute 6 curves").click()
+            _wait_idle(page)
+            expect(main.locator(".js-plotly-plot")).to_have_count(2)
+            expect(main.get_by_text("random order (AUC").first).to_be_visible()
+            page.mouse.move(5, 5)  # no plotly toolbar over the chart titles
+            main.evaluate("element => element.scrollTo(0, 0)")
+            _save_small(page.screenshot(), "evaluate.png")
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last_evaluate.png"))
             browser.close()
