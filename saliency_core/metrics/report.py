@@ -126,14 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or [m.id for m in sc.list_methods()]
+    digest = weights_digest(args.weights)  # before loading: the file might be replaced while this runs
     model = sc.load_model("shapes_demo", weights=None if args.weights == "random" else args.weights)
     seeds = list(range(args.start, args.start + args.scenes))
     began = time.perf_counter()
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = evaluate(model, seeds, methods, args.steps, args.substrate, log)
+    if weights_digest(args.weights) != digest:
+        print("The weights file changed during the run; run again.", file=sys.stderr)
+        return 1
     table = markdown(rows)
     note = (
-        f"Demo model `shapes_demo` (weights: {args.weights}, sha256 {weights_digest(args.weights)}), "
+        f"Demo model `shapes_demo` (weights: {args.weights}, sha256 {digest}), "
         f"{len(seeds)} held-out scenes "
         f"(seeds {seeds[0]}..{seeds[-1]}), {args.steps} steps, {args.substrate} substrate; "
         f"torch {torch.__version__} on {model.engine.describe_device()} ({platform.machine()}); "
