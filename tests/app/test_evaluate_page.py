@@ -58,6 +58,13 @@ def test_faithfulness_curves_beat_random_and_go_into_both_cards(app, monkeypatch
     methods = {c["method"] for c in cards[-1]["faithfulness"]}
     assert methods == {"gradcam", "random"}
 
+    # Back on Evaluate, the curves are still there: nothing to compute, the settings kept.
+    stored = len(at.session_state[evaluate_common.STORE])
+    at.switch_page(EVALUATE).run()
+    assert at.slider(key="evaluate.faith.steps").value == 10
+    assert len(at.main.get("plotly_chart")) == 2 and "curves to compute" not in texts(at)
+    assert len(at.session_state[evaluate_common.STORE]) == stored
+
 
 def test_pointing_game_hits_the_mask_and_a_user_box_works(app) -> None:
     at = _open(app(page=EVALUATE), "Localisation")
