@@ -224,7 +224,7 @@ def choose_methods(view: View, key: str, limit: int = 6, label: str = "Methods")
         "already computed in this session are reused.",
     )
     layers = view.model.layers()
-    return [Variant(by_id[m].title, by_id[m], params.values(by_id[m], layers)) for m in chosen]
+    return [Variant(by_id[m].title, by_id[m], params.values(by_id[m], layers, view)) for m in chosen]
 
 
 # --- running ---------------------------------------------------------------------------------------------
@@ -263,7 +263,8 @@ def show_cancelled() -> None:
     """Say once that the last run was cancelled (here or by a map computation)."""
     if st.session_state.pop(CANCELLED, None) or st.session_state.pop(state.CANCELLED, None):
         st.info(
-            "Cancelled. What had finished is kept; press the button again to go on.", icon=":material/stop_circle:"
+            "Cancelled. What had finished is kept; press the button again to go on.",
+            icon=":material/stop_circle:",
         )
 
 

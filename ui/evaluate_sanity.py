@@ -56,7 +56,7 @@ def section(view: View) -> None:
             )
             info = by_id[method]
             st.caption("Its parameters (shared with Explore):")
-            values = params.form(info, layers)
+            values = params.form(info, layers, view)
         with more:
             stages, seed = _run_controls(view, kind)
         maps = 2 if kind == "random_logit" else len(stages) + 1
