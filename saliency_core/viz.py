@@ -384,10 +384,12 @@ def _dim(picture: np.ndarray, amount: float = 0.45) -> np.ndarray:
     return np.round(picture * (1 - amount) + grey * amount * 0.6).astype(np.uint8)
 
 
-def _label(picture: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int]) -> np.ndarray:
+def _label(
+    picture: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int], size: int = 13
+) -> np.ndarray:
     canvas = Image.fromarray(picture)
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
+    font = _font(size)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     w, h = right - left + 6, bottom - top + 4
     y0 = y - h if y - h >= 0 else y
@@ -405,6 +407,7 @@ def draw_boxes(
     colors: Sequence[tuple[int, int, int]] | None = None,
     highlight: int | None = None,
     thickness: int = 2,
+    font_size: int = 13,
 ) -> np.ndarray:
     """Boxes (x0, y0, x1, y1) in pixels drawn on a copy of the picture, each with an optional label.
 
@@ -427,7 +430,7 @@ def draw_boxes(
         )
         cv2.rectangle(picture, (x0, y0), (x1, y1), tuple(int(c) for c in colours[i]), width)
         if labels is not None and i < len(labels) and labels[i]:
-            picture = _label(picture, str(labels[i]), x0, y0, tuple(int(c) for c in colours[i]))
+            picture = _label(picture, str(labels[i]), x0, y0, tuple(int(c) for c in colours[i]), font_size)
     return picture
 
 
@@ -440,6 +443,7 @@ def draw_keypoints(
     threshold: float = 0.0,
     highlight: int | None = None,
     names: Sequence[str] | None = None,
+    font_size: int = 13,
 ) -> np.ndarray:
     """Keypoints [K, 3] (x, y, visibility or score) and skeleton edges drawn on a copy of the picture.
 
@@ -467,7 +471,12 @@ def draw_keypoints(
     if highlight is not None and names is not None and 0 <= highlight < len(points) and visible[highlight]:
         x, y, _ = points[highlight]
         picture = _label(
-            picture, str(names[highlight]), round(float(x)) + 6, round(float(y)) - 6, (230, 25, 75)
+            picture,
+            str(names[highlight]),
+            round(float(x)) + 6,
+            round(float(y)) - 6,
+            (230, 25, 75),
+            font_size,
         )
     return picture
 
