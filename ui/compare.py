@@ -210,9 +210,13 @@ def scales(done: Sequence[Result], shown: Display) -> list[float | None]:
 
 def tiles(view: View, done: Sequence[Result], shown: Display, overlay: bool) -> list[np.ndarray]:
     out = []
+    box = getattr(view.target, "box", None)
     for result, scale in zip(done, scales(done, shown)):
         if overlay:
-            out.append(display.overlay(view, result, shown, scale))
+            picture = display.overlay(view, result, shown, scale)
+            if box is not None:  # the explained detection (or person), outlined on every tile
+                picture = viz.draw_boxes(picture, [box], colors=[(255, 255, 255)], thickness=2)
+            out.append(picture)
         else:
             out.append(viz.apply_colormap(display.map01(result, shown, scale), shown.cmap))
     return out

@@ -104,22 +104,25 @@ def _reference_panel(view: View, shown: display.Display) -> None:
         found = results.run_with_progress(
             view, [(reference.title, reference, {})], f"{state.PENDING}.reference"
         )[0]
-    left, right = st.columns(2, gap="medium")
-    left.image(
-        viz.apply_colormap(model_saliency(view), shown.cmap),
-        caption=f"{view.info.title}: salient-object probability (its output, not an explanation)",
+    probability = model_saliency(view)
+    region, model_map, classical = st.columns(3, gap="medium")
+    region.image(prediction_picture(view), caption="The predicted salient region", width="stretch")
+    model_map.image(
+        viz.apply_colormap(probability, shown.cmap),
+        caption=f"{view.info.title}: salient-object probability, {probability.min():.2f} … "
+        f"{probability.max():.2f} (its output, not an explanation)",
         width="stretch",
     )
     if found is not None:
-        right.image(
+        classical.image(
             viz.apply_colormap(viz.normalise(found.map, "positive", shown.clip), shown.cmap),
             caption="Spectral residual (Hou & Zhang 2007): model-free saliency, a classical reference",
             width="stretch",
         )
     st.caption(
-        "Left: where the model finds the salient object. Right: where a model-free detector of "
-        "'unexpected' image content points. The explanations above say which pixels drive the model's "
-        "region; these two say what each calls salient."
+        "The model's probability is drawn on a fixed 0 … 1 scale; the spectral residual is stretched to its "
+        "own range. The explanations above say which pixels drive the model's region; these say what the "
+        "model and a model-free detector of 'unexpected' image content call salient."
     )
 
 

@@ -461,10 +461,14 @@ def _picker_help(task: str, n: int) -> str:
         return f"Whose keypoint to explain: one of the {n} persons above the threshold, best first."
     if task == "segmentation":
         return (
-            f"What to explain: one of the {n} classes present, largest first, summed over its predicted mask."
+            f"What to explain: one of the {n} classes present, largest first, summed over its predicted mask "
+            "(its share of the image, and p: its mean probability there)."
         )
     if task == "salient_object":
-        return "The region the model predicts as salient (probability above 0.5), summed over."
+        return (
+            "The region the model predicts as salient (probability above 0.5), summed over: its share of "
+            "the image, and p: its mean probability."
+        )
     return f"What to explain: the model's {n} best predictions on this image, best first."
 
 
@@ -504,6 +508,11 @@ def _target_label(target: sc.Target, rank: int, task: str = "classification") ->
     if task == "keypoints":
         score = getattr(target, "person_score", None)
         return f"{target.person} — {score:.2f}" if score is not None else target.person
+    if task in ("segmentation", "salient_object") and target.mask is not None:
+        share = float(viz.as_map(target.mask).mean())
+        score = f" (p {target.score:.2f})" if target.score is not None else ""
+        name = f"{rank + 1}. {target.label}" if task == "segmentation" else "region"
+        return f"{name} — {share:.0%}{score}"
     score = f" — {target.score:.1%}" if target.score is not None else ""
     return f"{rank + 1}. {target.describe()}{score}"
 

@@ -139,6 +139,8 @@ def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
         target = view.target
     if target is None:
         return picture
+    side = max(picture.shape[:2])
+    font, thickness = max(13, round(side / 30)), max(2, round(side / 220))  # legible when shown small
     boxes = [getattr(t, "box", None) for t in view.predictions]
     if any(b is not None for b in boxes):
         shown = [i for i, b in enumerate(boxes) if b is not None]
@@ -147,6 +149,8 @@ def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
             [boxes[i] for i in shown],
             labels=[short_label(view.predictions[i]) for i in shown],
             highlight=shown.index(index) if index in shown else None,
+            thickness=thickness,
+            font_size=font,
         )
     keypoints = getattr(target, "keypoints", None)
     if keypoints is not None:
@@ -161,11 +165,19 @@ def prediction_picture(view: View, highlight: int | None = None) -> np.ndarray:
             skeleton=getattr(target, "skeleton", ()) or (),
             highlight=chosen,
             names=names or None,
-            radius=max(3, round(max(picture.shape[:2]) / 160)),
+            radius=max(3, round(side / 160)),
+            font_size=font,
         )
     mask = getattr(target, "mask", None)
     if mask is not None:
         picture = viz.draw_mask(picture, mask)
     if view.region is not None and highlight is None:
-        picture = viz.draw_boxes(picture, [view.region], labels=["region"], colors=[(255, 255, 255)])
+        picture = viz.draw_boxes(
+            picture,
+            [view.region],
+            labels=["region"],
+            colors=[(255, 255, 255)],
+            thickness=thickness,
+            font_size=font,
+        )
     return picture
