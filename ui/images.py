@@ -11,7 +11,7 @@ import saliency_core as sc
 from ui import resources, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
-MAX_BYTES = 25 * 1024 * 1024  # the same limit as server.maxUploadSize, for bytes that bypass the uploader
+MAX_BYTES = 25 * 1024 * 1024  # the image uploader's limit, checked again for bytes that bypass it
 
 
 @dataclass(frozen=True)

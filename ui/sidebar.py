@@ -97,6 +97,7 @@ def _uploader() -> None:
         "Upload an image",
         type=images.UPLOAD_TYPES,
         key=f"{state.ACTION_PREFIX}upload",
+        max_upload_size=images.MAX_BYTES // 2**20,
         help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame), up to 25 MB.",
     )
     if upload is not None and st.session_state.get("sel.upload_id") != upload.file_id:
