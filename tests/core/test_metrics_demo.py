@@ -37,3 +37,18 @@ def test_gradcam_beats_random_map_on_deletion_insertion_and_pointing() -> None:
     assert del_cam < del_rnd, (del_cam, del_rnd)
     assert ins_cam > ins_rnd, (ins_cam, ins_rnd)
     assert hit_cam > hit_rnd
+
+
+def test_report_table_has_a_row_per_method_and_the_random_baseline(tmp_path) -> None:
+    from saliency_core.metrics import report
+
+    out = tmp_path / "table.md"
+    assert (
+        report.main(
+            ["--scenes", "1", "--steps", "2", "--methods", "gradient,cam", "--quiet", "--out", str(out)]
+        )
+        == 0
+    )
+    lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert len(lines) == 4 and "`gradient`" in lines[1] and "`cam`" in lines[2] and "`random`" in lines[3]
+    assert "--methods gradient,cam" in out.read_text()
