@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+import saliency_core as sc
 from saliency_core.zoo import HELDOUT_SEED_START, SAMPLE_SEED_START
 from saliency_core.zoo.check_demo import gradcam, pointing_hit
 from saliency_core.zoo.scenes import SHAPE_CLASSES, make_batch
@@ -83,26 +84,43 @@ def test_gradcam_equals_classic_cam(
     torch.testing.assert_close(gradcam(model, x, y, "stage4"), cam, rtol=1e-4, atol=1e-6)
 
 
-def test_heldout_accuracy(model: ShapesNet, heldout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+@pytest.fixture(scope="module")
+def library_model() -> sc.LoadedModel:
+    """The demo model through the same registry and weights path as every other model."""
+    return sc.Engine(device="cpu").load_model("shapes_demo")
+
+
+def test_heldout_accuracy(
+    library_model: sc.LoadedModel, heldout: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
     images, labels, _ = heldout
-    with torch.no_grad():
-        preds = torch.cat(
-            [model(normalize(torch.from_numpy(images[i : i + 50]))).argmax(1) for i in range(0, 200, 50)]
-        )
-    acc = float((preds.numpy() == labels).mean())
+    preds = [library_model.predict(library_model.preprocess(image), top_k=1)[0].index for image in images]
+    acc = float((np.array(preds) == labels).mean())
     assert acc >= 0.95, f"held-out accuracy {acc:.3f}"
 
 
-def test_gradcam_pointing_game(model: ShapesNet, heldout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def test_gradcam_pointing_game(
+    library_model: sc.LoadedModel, heldout: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
     images, labels, masks = heldout
+    engine = library_model.engine
     hits = 0
-    for i in range(0, len(images), 50):
-        cams = gradcam(
-            model, normalize(torch.from_numpy(images[i : i + 50])), torch.from_numpy(labels[i : i + 50])
-        )
-        hits += sum(pointing_hit(cams[j], masks[i + j], tolerance=15) for j in range(len(cams)))
+    for image, label, mask in zip(images, labels, masks):
+        x = library_model.preprocess(image)
+        a = engine.attribute(library_model, x, "gradcam", int(label))
+        hits += sc.metrics.pointing_game(a.map, mask, tolerance=15)
     rate = hits / len(images)
     assert rate >= 0.90, f"Grad-CAM pointing hit-rate {rate:.3f}"
+
+
+def test_library_and_standalone_gradcam_agree(
+    library_model: sc.LoadedModel, model: ShapesNet, heldout: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
+    images, labels, _ = heldout
+    x = library_model.preprocess(images[0])
+    a = library_model.engine.attribute(library_model, x, "gradcam", int(labels[0]))
+    standalone = gradcam(model, normalize(torch.from_numpy(images[:1])), torch.from_numpy(labels[:1]))[0]
+    torch.testing.assert_close(a.map, standalone, rtol=1e-4, atol=1e-6)
 
 
 def test_pointing_hit_definition() -> None:
