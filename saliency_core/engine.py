@@ -25,7 +25,7 @@ from .methods.base import CostInfo, MethodSpec, get_method
 from .models.loaded import LoadedModel, module_token
 from .models.registry import get_spec
 from .models.weights import load_into, read_state_dict
-from .targets import Target, as_target
+from .targets import ClassTarget, Target, as_target
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -65,7 +65,8 @@ def image_digest(x: torch.Tensor) -> str:
     return hashlib.blake2b(data.tobytes() + str(tuple(data.shape)).encode(), digest_size=16).hexdigest()
 
 
-def _should_cancel(cancel: CancelFn | threading.Event | None) -> bool:
+def should_cancel(cancel: CancelFn | threading.Event | None) -> bool:
+    """Whether a cancel callback or event asks to stop."""
     if cancel is None:
         return False
     if isinstance(cancel, threading.Event):
@@ -103,11 +104,11 @@ class RunContext:
     # --- bookkeeping -----------------------------------------------------------------------
     def step(self, done: int, total: int, message: str = "") -> None:
         """Report progress and stop with Cancelled when asked to."""
-        if _should_cancel(self._cancel):
+        if should_cancel(self._cancel):
             raise Cancelled("Cancelled.")
         if self._progress is not None:
             self._progress(min(1.0, done / max(total, 1)), message)
-        if _should_cancel(self._cancel):
+        if should_cancel(self._cancel):
             raise Cancelled("Cancelled.")
 
     def batch_size(self) -> int:
@@ -410,7 +411,7 @@ class Engine:
         self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None, fresh: bool = False
     ) -> tuple[Any, bool]:
         """(output, whether a pass was made); `fresh` recomputes even when the output is cached."""
-        x = self._check_input(model, x)
+        x = self.check_input(model, x)
         key = ("need", "forward", model.key, x_key or image_digest(x))
         found = None if fresh else self.cache.get(key)
         if found is not None:
@@ -423,7 +424,8 @@ class Engine:
         self.cache.put(key, found)
         return found, True
 
-    def _check_input(self, model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+        """x as [1, C, H, W] float32 on the model's device, with clear errors for anything else."""
         if not isinstance(x, torch.Tensor):
             raise InvalidParameter("The input must be a tensor [1, C, H, W]: use model.preprocess(image).")
         if x.ndim == 3:
@@ -455,29 +457,13 @@ class Engine:
         spec = get_method(method)
         if model.task not in spec.tasks:
             raise InvalidParameter(f"{spec.title} does not apply to {model.task} models.")
-        x = self._check_input(model, x)
+        x = self.check_input(model, x)
         resolved = spec.resolve(params, model.layers())
-        target = as_target(target)
-        if target is not None and not isinstance(target, model.adapter.target_types):
-            expected = " or ".join(t.__name__ for t in model.adapter.target_types)
-            raise InvalidParameter(
-                f"A {model.task} model explains a {expected}, not a {type(target).__name__}: "
-                "pick one of the model's predictions as the target."
-            )
         x_key = image_digest(x)
         with model.lock:
             ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
             ctx.fresh = not use_cache
-            if spec.needs_target:
-                if target is None:
-                    predictions = model.adapter.predict(model, ctx.output(), 1, 0.0)
-                    if not predictions:
-                        raise InvalidParameter(
-                            "The model predicts nothing on this image, so there is no default target."
-                        )
-                    target = predictions[0]
-                if model.adapter.binds_targets:
-                    target = target.bind(ctx.output())
+            target = self.resolve_target(model, target, ctx.output) if spec.needs_target else None
             ctx.target = target
             result_key = (
                 "result",
@@ -519,6 +505,29 @@ class Engine:
             self.cache.put(result_key, result, nbytes(result.map) + nbytes(result.raw))
         return result
 
+    def resolve_target(
+        self, model: LoadedModel, target: Target | int | None, output: Callable[[], Any]
+    ) -> Target:
+        """The target to explain: the given one (a bare int becomes a named class), else the top
+        prediction; bound to the unperturbed `output()` where the task takes a region from it."""
+        found = as_target(target)
+        if found is not None and not isinstance(found, model.adapter.target_types):
+            expected = " or ".join(t.__name__ for t in model.adapter.target_types)
+            raise InvalidParameter(
+                f"A {model.task} model explains a {expected}, not a {type(found).__name__}: "
+                "pick one of the model's predictions as the target."
+            )
+        if found is None:
+            predictions = model.adapter.predict(model, output(), 1, 0.0)
+            if not predictions:
+                raise InvalidParameter(
+                    "The model predicts nothing on this image, so there is no default target."
+                )
+            found = predictions[0]
+        if isinstance(found, ClassTarget) and not found.label and found.index < len(model.categories):
+            found = replace(found, label=model.categories[found.index])
+        return found.bind(output()) if model.adapter.binds_targets else found
+
     # --- cost and speed -------------------------------------------------------------------
     def estimate(
         self,
@@ -550,7 +559,7 @@ class Engine:
         if key not in self._channels:
             probe = x if x is not None else _probe_input(model)
             with model.lock, capture_layers(model.module, [layer]) as cap, torch.no_grad():
-                model.forward(self._check_input(model, probe))
+                model.forward(self.check_input(model, probe))
             if layer not in cap.outputs:
                 raise InvalidParameter(f"Layer {layer} was not used in the forward pass.")
             fn = model.reshape_for(layer)

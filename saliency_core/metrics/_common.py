@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..engine import should_cancel
 from ..errors import Cancelled, InvalidParameter
 from ..models.loaded import LoadedModel
-from ..targets import ClassTarget, Target, as_target
+from ..targets import Target
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -49,35 +49,12 @@ def resolve_model(model: LoadedModel | nn.Module) -> LoadedModel:
 
 def check_input(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     """x as [1, C, H, W] float32 on the model's device."""
-    if not isinstance(x, torch.Tensor):
-        raise InvalidParameter("The input must be a tensor [1, C, H, W]: use model.preprocess(image).")
-    if x.ndim == 3:
-        x = x.unsqueeze(0)
-    if x.ndim != 4 or x.shape[0] != 1:
-        raise InvalidParameter(f"Evaluate one image at a time: expected [1, C, H, W], got {tuple(x.shape)}.")
-    return x.detach().to(model.device, torch.float32)
+    return model.engine.check_input(model, x).detach()
 
 
 def resolve_target(model: LoadedModel, x: torch.Tensor, target: Target | int | None) -> Target:
     """The target (default: the top prediction), bound to the unperturbed output where the task needs it."""
-    found = as_target(target)
-    output = model.engine.forward(model, x)
-    if found is None:
-        predictions = model.adapter.predict(model, output, 1, 0.0)
-        if not predictions:
-            raise InvalidParameter("The model predicts nothing on this image, so there is no default target.")
-        found = predictions[0]
-    if isinstance(found, ClassTarget) and not found.label and found.index < len(model.categories):
-        found = replace(found, label=model.categories[found.index])
-    return found.bind(output) if model.adapter.binds_targets else found
-
-
-def should_cancel(cancel: CancelFn | threading.Event | None) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
+    return model.engine.resolve_target(model, target, lambda: model.engine.forward(model, x))
 
 
 def step(
