@@ -1,12 +1,15 @@
 """Metrics of every attribution method on the demo model over held-out scenes, as a Markdown table.
 
 ``python -m saliency_core.metrics.report [--scenes 50] [--out docs/metrics_demo.md] [--steps 50]
-[--substrate blur] [--methods gradcam,rise] [--start SEED] [--weights default]``
+[--substrate blur] [--methods gradcam,rise] [--start SEED] [--weights default] [--sanity-scenes 10]``
 
 Each method explains the scene's true class (methods without a target get none). Deletion and insertion
 AUCs use the softmax probability of the true class; the pointing game (15 px) and energy pointing use the
-scene's exact object mask. The random row is a uniformly random map. Seconds are per map, cold (the
-engine's cache is cleared before each map), on this machine's CPU/GPU.
+scene's exact object mask. The sanity column is the Spearman similarity of |map| to the original after
+cascading randomisation of every block (Adebayo et al. 2018) on the first `--sanity-scenes` scenes: a map
+that stays similar when the model's weights are destroyed does not explain the model. The random row is a
+uniformly random map. Seconds are per map, cold (the engine's cache is cleared before each map), on this
+machine's CPU/GPU.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 import saliency_core as sc
 from saliency_core.metrics.deletion_insertion import deletion, insertion
 from saliency_core.metrics.pointing import energy_pointing, pointing_game
+from saliency_core.metrics.sanity import cascading_randomization
 from saliency_core.samples import assets_dir
 from saliency_core.zoo import HELDOUT_SEED_START
 from saliency_core.zoo.scenes import make_scene
@@ -48,6 +52,7 @@ class Row:
     energy: float
     seconds: float | None
     scenes: int
+    sanity: float | None = None
 
 
 def evaluate(
@@ -57,11 +62,14 @@ def evaluate(
     steps: int = 50,
     substrate: str = "blur",
     log: Callable[[str], None] | None = None,
+    sanity_scenes: int = 0,
 ) -> list[Row]:
-    """One row per method, plus the random-map row, averaged over the scenes of `seeds`."""
+    """One row per method, plus the random-map row, averaged over the scenes of `seeds` (the sanity
+    check over the first `sanity_scenes` of them)."""
     infos = {m.id: m for m in sc.list_methods()}
     engine = model.engine
     values: dict[str, list[tuple[float, float, float, float, float]]] = {m: [] for m in [*methods, RANDOM]}
+    sanity: dict[str, list[float]] = {m: [] for m in methods}
     for k, seed in enumerate(seeds):
         scene = make_scene(seed)
         x = model.preprocess(scene.image)
@@ -80,6 +88,10 @@ def evaluate(
             i = insertion(model, x, target, sal, steps=steps, substrate=substrate)
             hit = float(pointing_game(sal, scene.mask))
             values[method].append((d.auc, i.auc, hit, energy_pointing(sal, scene.mask), seconds))
+        if k < sanity_scenes:
+            for method in methods:
+                check = cascading_randomization(model, x, target, method, seed=seed)
+                sanity[method].append(check.spearman[-1])
         if log is not None:
             log(f"scene {k + 1}/{len(seeds)} (seed {seed}) done")
     rows = []
@@ -87,21 +99,27 @@ def evaluate(
         arr = np.array(vals, dtype=np.float64)
         title = infos[method].title if method in infos else "Random map (baseline)"
         seconds = None if method == RANDOM else float(arr[:, 4].mean())
-        rows.append(Row(method, title, *(float(v) for v in arr[:, :4].mean(0)), seconds, len(vals)))
+        checked = sanity.get(method)
+        row_sanity = float(np.mean(checked)) if checked else None
+        rows.append(
+            Row(method, title, *(float(v) for v in arr[:, :4].mean(0)), seconds, len(vals), row_sanity)
+        )
     return rows
 
 
 def markdown(rows: Sequence[Row]) -> str:
     """The table: one line per method."""
     lines = [
-        "| Method | Deletion AUC ↓ | Insertion AUC ↑ | Pointing game ↑ | Energy pointing ↑ | Seconds / map |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Method | Deletion AUC ↓ | Insertion AUC ↑ | Pointing game ↑ | Energy pointing ↑ "
+        "| Sanity: similarity after randomisation ↓ | Seconds / map |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         seconds = "—" if r.seconds is None else f"{r.seconds:.3f}"
+        sanity = "—" if r.sanity is None else f"{r.sanity:.2f}"
         lines.append(
             f"| {r.title} (`{r.method}`) | {r.deletion:.3f} | {r.insertion:.3f} | {r.pointing:.2f} "
-            f"| {r.energy:.3f} | {seconds} |"
+            f"| {r.energy:.3f} | {sanity} | {seconds} |"
         )
     return "\n".join(lines)
 
@@ -123,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--methods", default="", help="comma-separated method ids (default: all)")
     p.add_argument("--weights", default="default", help='"default" (bundled), "random" or a weights file')
     p.add_argument("--out", type=Path, default=None, help="also write the table (Markdown) here")
+    p.add_argument(
+        "--sanity-scenes",
+        type=int,
+        default=10,
+        help="scenes for the cascading-randomisation column (0: skip)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] or [m.id for m in sc.list_methods()]
@@ -131,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = list(range(args.start, args.start + args.scenes))
     began = time.perf_counter()
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    rows = evaluate(model, seeds, methods, args.steps, args.substrate, log)
+    rows = evaluate(
+        model, seeds, methods, args.steps, args.substrate, log, min(args.sanity_scenes, len(seeds))
+    )
     if weights_digest(args.weights) != digest:
         print("The weights file changed during the run; run again.", file=sys.stderr)
         return 1
@@ -139,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     note = (
         f"Demo model `shapes_demo` (weights: {args.weights}, sha256 {digest}), "
         f"{len(seeds)} held-out scenes "
-        f"(seeds {seeds[0]}..{seeds[-1]}), {args.steps} steps, {args.substrate} substrate; "
+        f"(seeds {seeds[0]}..{seeds[-1]}), {args.steps} steps, {args.substrate} substrate, "
+        f"sanity over the first {min(args.sanity_scenes, len(seeds))}; "
         f"torch {torch.__version__} on {model.engine.describe_device()} ({platform.machine()}); "
         f"{time.perf_counter() - began:.0f} s in all."
     )

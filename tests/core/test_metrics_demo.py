@@ -52,3 +52,7 @@ def test_report_table_has_a_row_per_method_and_the_random_baseline(tmp_path) -> 
     lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
     assert len(lines) == 4 and "`gradient`" in lines[1] and "`cam`" in lines[2] and "`random`" in lines[3]
     assert "--methods gradient,cam" in out.read_text()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert "Sanity" in cells[0][5]
+    assert 0.0 <= float(cells[1][5]) < 0.5  # the gradient map does not survive randomising the model
+    assert cells[3][5] == "—"  # the random map has no model to randomise
