@@ -264,7 +264,7 @@ def run_with_progress(
     )
     box = st.empty()
     with box.container():
-        bar_col, button_col = st.columns([5, 1], vertical_alignment="center")
+        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")  # room for "Cancel" at 1000 px
         bar = bar_col.progress(0.0, text="Starting…")
         button_col.button(
             "Cancel",
