@@ -197,16 +197,19 @@ def _scorecam(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
     a = ctx.activations(ctx.params["layer"])[0]
     x = ctx.x
     k = a.shape[0]
-    # align_corners=True matches the reference implementation's UpsamplingBilinear2d.
-    masks = F.interpolate(a[None].float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=True)[0]
-    flat = masks.reshape(k, -1)
-    lo = flat.min(dim=1).values[:, None, None]
-    hi = flat.max(dim=1).values[:, None, None]
-    masks = (masks - lo) / (hi - lo + 1e-8)
     scores = torch.empty(k, device=x.device)
 
     def body(start: int, stop: int) -> None:
-        scores[start:stop] = ctx.scores(x * masks[start:stop, None]).to(x.device)
+        # Masks are made per batch: all of them at input size would hold k x H x W floats at once.
+        # align_corners=True matches the reference implementation's UpsamplingBilinear2d.
+        masks = F.interpolate(
+            a[None, start:stop].float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=True
+        )[0]
+        flat = masks.reshape(stop - start, -1)
+        lo = flat.min(dim=1).values[:, None, None]
+        hi = flat.max(dim=1).values[:, None, None]
+        masks = (masks - lo) / (hi - lo + 1e-8)
+        scores[start:stop] = ctx.scores(x * masks[:, None]).to(x.device)
 
     ctx.for_batches(k, body, "Score-CAM channels")
     weights = torch.softmax(scores, dim=0).to(a.dtype)
