@@ -7,8 +7,10 @@ Needs (a forward output, layer activations and gradients, input gradients) are c
 from __future__ import annotations
 
 import hashlib
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -332,6 +334,7 @@ class Engine:
         self._wrapped: dict[str, LoadedModel] = {}
         self._load_lock = threading.Lock()
         self._speed: dict[tuple[str, str], float] = {}
+        self._speed_samples: dict[tuple[str, str], deque[float]] = {}
         self._channels: dict[tuple[str, str], int] = {}
         self.forward_count = 0
 
@@ -568,10 +571,20 @@ class Engine:
         return self._channels[key]
 
     def record_speed(self, model: LoadedModel, kind: str, seconds: float, images: int) -> None:
+        """Seconds per image of a forward (or forward + backward) pass, for time estimates.
+
+        The first pass of a model pays for lazy initialisation and can be many times slower, so it only
+        stands until later passes arrive; then the estimate is the median of the last few.
+        """
         per_image = seconds / max(images, 1)
         key = (model.id, kind)
-        old = self._speed.get(key)
-        self._speed[key] = per_image if old is None else 0.7 * old + 0.3 * per_image
+        samples = self._speed_samples.get(key)
+        if samples is None:
+            self._speed_samples[key] = deque(maxlen=5)
+            self._speed[key] = per_image
+            return
+        samples.append(per_image)
+        self._speed[key] = float(statistics.median(samples))
 
     def auto_batch_size(self, x: torch.Tensor) -> int:
         """Images per batch for the device, scaled down for inputs larger than 224x224."""

@@ -311,3 +311,13 @@ def test_wrapping_a_plain_module_with_another_task() -> None:
     engine = sc.Engine(device="cpu")
     assert engine.wrap(module).task == "classification"
     assert engine.wrap(module, task="segmentation").task == "segmentation"
+
+
+def test_speed_estimates_drop_the_cold_first_pass() -> None:
+    engine = sc.Engine(device="cpu")
+    model = engine.wrap(TinyCam(torch.eye(3)).eval())
+    engine.record_speed(model, "forward", 10.0, 1)  # the first pass: lazy initialisation
+    assert engine._speed[(model.id, "forward")] == 10.0  # all there is, for now
+    for seconds in (1.0, 1.2, 0.8):
+        engine.record_speed(model, "forward", seconds * 4, 4)
+    assert engine._speed[(model.id, "forward")] == pytest.approx(1.0)
