@@ -8,7 +8,6 @@ the Cancel button reruns the script, which stops the running one at its next pro
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import params, resources, results, state
+from ui.progress import Job
+from ui.progress import run_jobs as _run_jobs
 from ui.view import View
 
 PREFIX = state.EVALUATE_PREFIX  # widget keys (kept across pages)
@@ -28,7 +29,6 @@ MAX_ENTRIES = 128
 DEFAULT_METHODS = ("gradcam", "gradient")
 
 ProgressFn = Callable[[float, str], None]
-_log = logging.getLogger(__name__)
 
 
 # --- stored evaluations ----------------------------------------------------------------------------------
@@ -228,14 +228,6 @@ def choose_methods(view: View, key: str, limit: int = 6, label: str = "Methods")
 
 
 # --- running ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Job:
-    """One unit of work: `work(progress)` returns its value (also stored by the work itself if wanted)."""
-
-    label: str
-    work: Callable[[ProgressFn], Any]
-
-
 def part(progress: ProgressFn, start: float, stop: float) -> ProgressFn:
     """Progress of a part mapped onto [start, stop] of the whole."""
     return lambda f, message: progress(start + (stop - start) * min(1.0, max(0.0, f)), message)
@@ -253,12 +245,6 @@ def run_button(pending_key: str, key: Any, label: str = "Run", disabled: bool = 
     )
 
 
-def _on_cancel(pending_key: str) -> None:
-    st.session_state[f"{pending_key}.cancelled"] = st.session_state.get(pending_key)
-    st.session_state[pending_key] = None
-    st.session_state[CANCELLED] = True
-
-
 def show_cancelled() -> None:
     """Say once that the last run was cancelled (here or by a map computation)."""
     if st.session_state.pop(CANCELLED, None) or st.session_state.pop(state.CANCELLED, None):
@@ -269,51 +255,8 @@ def show_cancelled() -> None:
 
 
 def run_jobs(pending_key: str, jobs: Sequence[Job]) -> list[Any]:
-    """Run jobs one after another under one progress bar with a Cancel button.
-
-    Returns each job's value, or None where it failed (its message is shown, in plain words).
-    """
-    out: list[Any] = [None] * len(jobs)
-    box = st.empty()
-    with box.container():
-        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")
-        bar = bar_col.progress(0.0, text="Starting…")
-        button_col.button(
-            "Cancel",
-            key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
-            icon=":material/stop_circle:",
-            on_click=_on_cancel,
-            args=(pending_key,),
-            width="stretch",
-        )
-    errors = []
-    for n, job in enumerate(jobs):
-        prefix = f"{job.label} ({n + 1}/{len(jobs)})" if len(jobs) > 1 else job.label
-
-        def progress(fraction: float, message: str, _n: int = n, _prefix: str = prefix) -> None:
-            fraction = min(max(fraction, 0.0), 1.0)
-            bar.progress(
-                (_n + fraction) / len(jobs), text=f"{_prefix}: {message or 'computing'} — {fraction:.0%}"
-            )
-
-        progress(0.0, "starting")
-        try:
-            out[n] = job.work(progress)
-        except sc.Cancelled:
-            st.session_state[CANCELLED] = True
-            break
-        except sc.SaliencyError as exc:
-            errors.append(f"**{job.label}**: {exc}")
-        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
-            _log.exception("%s failed", job.label)
-            errors.append(
-                f"**{job.label}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
-            )
-    box.empty()
-    st.session_state[pending_key] = None
-    for message in errors:
-        st.error(message, icon=":material/error:")
-    return out
+    """Run metric jobs under one progress bar with a Cancel button (see ui.progress)."""
+    return _run_jobs(pending_key, jobs, CANCELLED)
 
 
 def map_for(view: View, variant: Variant, progress: ProgressFn) -> results.Result:

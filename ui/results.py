@@ -8,7 +8,6 @@ Streamlit call (the progress callback); the engine releases its lock and hooks i
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -21,10 +20,10 @@ import streamlit as st
 import saliency_core as sc
 from saliency_core import viz
 from ui import state
+from ui.progress import Job, run_jobs
 from ui.view import View
 
 MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,12 +231,6 @@ def should_run(pending_key: str, key: Any, auto: bool) -> bool:
     return auto and st.session_state.get(f"{pending_key}.cancelled") != key
 
 
-def _on_cancel(pending_key: str) -> None:
-    st.session_state[f"{pending_key}.cancelled"] = st.session_state.get(pending_key)
-    st.session_state[pending_key] = None
-    st.session_state[state.CANCELLED] = True
-
-
 def run_with_progress(
     view: View,
     jobs: Sequence[tuple[str, sc.MethodInfo, dict[str, Any]]],
@@ -247,14 +240,8 @@ def run_with_progress(
 
     Returns each job's result, or None where it failed (the message is shown). Stored results are reused.
     """
-    results: list[Result | None] = [None] * len(jobs)
-    todo = []
-    for i, (_, info, params) in enumerate(jobs):
-        found = lookup(view, info, params)
-        if found is not None:
-            results[i] = found
-        else:
-            todo.append(i)
+    results: list[Result | None] = [lookup(view, info, params) for _, info, params in jobs]
+    todo = [i for i, found in enumerate(results) if found is None]
     if not todo:
         st.session_state[pending_key] = None
         return results
@@ -262,47 +249,14 @@ def run_with_progress(
     st.session_state[pending_key] = st.session_state.get(pending_key) or tuple(
         request_key(view, jobs[i][1], jobs[i][2]) for i in todo
     )
-    box = st.empty()
-    with box.container():
-        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")  # room for "Cancel" at 1000 px
-        bar = bar_col.progress(0.0, text="Starting…")
-        button_col.button(
-            "Cancel",
-            key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
-            icon=":material/stop_circle:",
-            on_click=_on_cancel,
-            args=(pending_key,),
-            width="stretch",
+    work = [
+        Job(
+            jobs[i][0], lambda report, info=jobs[i][1], params=jobs[i][2]: compute(view, info, params, report)
         )
-    errors = []
-    for n, i in enumerate(todo):
-        label, info, params = jobs[i]
-        prefix = f"{label} ({n + 1}/{len(todo)})" if len(todo) > 1 else label
-
-        def progress(fraction: float, message: str, _n: int = n, _prefix: str = prefix) -> None:
-            overall = (_n + min(max(fraction, 0.0), 1.0)) / len(todo)
-            message = message or "computing"
-            # Methods often name themselves in their messages ("RISE masks"): do not say it twice.
-            text = message if message.startswith(_prefix.split(" (")[0]) else f"{_prefix}: {message}"
-            bar.progress(overall, text=f"{text} — {fraction:.0%}")
-
-        progress(0.0, "starting")
-        try:
-            results[i] = compute(view, info, params, progress)
-        except sc.Cancelled:
-            st.session_state[state.CANCELLED] = True
-            break
-        except sc.SaliencyError as exc:
-            errors.append(f"**{label}**: {exc}")
-        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
-            _log.exception("%s failed", label)
-            errors.append(
-                f"**{label}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
-            )
-    box.empty()
-    st.session_state[pending_key] = None
-    for message in errors:
-        st.error(message, icon=":material/error:")
+        for i in todo
+    ]
+    for i, value in zip(todo, run_jobs(pending_key, work, state.CANCELLED)):
+        results[i] = value
     return results
 
 
