@@ -67,10 +67,7 @@ class LRUCache:
                 return
             self._data[key] = (value, size)
             self._bytes += size
-            while self._bytes > self.max_bytes and self._data:
-                _, (_, old) = self._data.popitem(last=False)
-                self._bytes -= old
-                self.evictions += 1
+            self._evict()
 
     def clear(self) -> None:
         with self._lock:
@@ -80,10 +77,14 @@ class LRUCache:
     def resize(self, max_bytes: int) -> None:
         with self._lock:
             self.max_bytes = int(max_bytes)
-            while self._bytes > self.max_bytes and self._data:
-                _, (_, old) = self._data.popitem(last=False)
-                self._bytes -= old
-                self.evictions += 1
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop least-recently-used entries until the total fits (caller holds the lock)."""
+        while self._bytes > self.max_bytes and self._data:
+            _, (_, old) = self._data.popitem(last=False)
+            self._bytes -= old
+            self.evictions += 1
 
     def stats(self) -> CacheStats:
         with self._lock:

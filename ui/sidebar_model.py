@@ -115,25 +115,24 @@ def _uploaded_model(info: sc.ModelInfo) -> sc.LoadedModel | None:
     except weights_files.UploadGone as exc:
         st.warning(str(exc), icon=":material/upload_file:")
         _weights_uploader(info)
-        st.button(
-            "Back to the default weights",
-            key=f"{state.ACTION_PREFIX}pretrained",
-            on_click=_use_model,
-            args=(info.id, "default"),
-        )
+        _back_to_default(info.id)
         return None
     st.success(
         f"Weights from your file **{upload.name}** (sha256 {upload.sha256[:12]}…).", icon=":material/check:"
     )
     with st.expander("Use another weights file", icon=":material/upload_file:"):
         _weights_uploader(info)
-        st.button(
-            "Back to the default weights",
-            key=f"{state.ACTION_PREFIX}pretrained",
-            on_click=_use_model,
-            args=(info.id, "default"),
-        )
+        _back_to_default(info.id)
     return model
+
+
+def _back_to_default(model_id: str) -> None:
+    st.button(
+        "Back to the default weights",
+        key=f"{state.ACTION_PREFIX}pretrained",
+        on_click=_use_model,
+        args=(model_id, "default"),
+    )
 
 
 def _upload_key(model_id: str) -> str:
