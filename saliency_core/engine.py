@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,14 +23,12 @@ from .cache import CacheStats, LRUCache, nbytes
 from .device import default_cache_bytes, describe, pick_device
 from .errors import Cancelled, InvalidParameter, UnknownModel, WeightsUnavailable
 from .hooks import capture_layers, guided_relus
-from .methods.base import CostInfo, MethodSpec, get_method
+from .methods.base import CostInfo, get_method
+from .methods.context import CancelFn, ProgressFn
 from .models.loaded import LoadedModel, module_token
 from .models.registry import get_spec
 from .models.weights import load_into, read_state_dict
 from .targets import ClassTarget, Target, as_target
-
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -249,6 +247,10 @@ class RunContext:
         key = ("need", "forward", self.model.key, self.x_key)
         if key not in self.engine.cache:
             self.engine.cache.put(key, _detach(out))
+
+    def count_passes(self, forward: int, backward: int = 0) -> None:
+        """Count passes a method made itself (e.g. a baseline's score)."""
+        self._count(forward, backward)
 
     def _count(self, forward: int, backward: int) -> None:
         self.forward_passes += forward
@@ -543,13 +545,10 @@ class Engine:
         model = self.resolve(model)
         spec = get_method(method)
         resolved = spec.resolve(dict(params or {}), model.layers())
-        channels = (
-            self.layer_channels(model, resolved["layer"], x)
-            if "layer" in resolved and _needs_channels(spec)
-            else 0
-        )
+        layer = resolved.get("layer")
         size = tuple(x.shape[-2:]) if x is not None else tuple(_probe_input(model).shape[-2:])
-        forward, backward = spec.cost(resolved, CostInfo(channels=channels, size=size))
+        info = CostInfo(size, (lambda: self.layer_channels(model, layer, x)) if layer else 0)
+        forward, backward = spec.cost(resolved, info)
         fwd = self._speed.get((model.id, "forward"))
         bwd = self._speed.get((model.id, "backward"))
         seconds = None
@@ -602,10 +601,6 @@ class Engine:
         }
 
 
-def _needs_channels(spec: MethodSpec) -> bool:
-    return spec.id == "scorecam"
-
-
 def _probe_input(model: LoadedModel) -> torch.Tensor:
     size = model.spec.preprocess.crop if model.spec is not None and model.spec.preprocess.crop else 224
     return (
@@ -639,8 +634,3 @@ def set_engine(engine: Engine) -> Engine:
     with _ENGINE_LOCK:
         _ENGINE = engine
         return engine
-
-
-def iter_batches(total: int, size: int) -> Iterable[tuple[int, int]]:
-    for start in range(0, total, size):
-        yield start, min(total, start + size)

@@ -11,7 +11,7 @@ from ..errors import InvalidParameter, UnknownMethod
 if TYPE_CHECKING:
     import torch
 
-    from ..engine import RunContext
+    from .context import MethodContext
 
 FAMILIES = ("gradient", "cam", "perturbation", "reference")
 FAMILY_TITLES = {
@@ -98,12 +98,22 @@ SEED = Param("seed", "int", 0, "Random seed: the same seed gives the same map.",
 Cost = Callable[[Mapping[str, Any], "CostInfo"], tuple[int, int]]
 
 
-@dataclass(frozen=True)
 class CostInfo:
-    """What a cost formula may know before running: the layer's channel count and the input size."""
+    """What a cost formula may know before running: the input size and the layer's channel count.
 
-    channels: int = 0
-    size: tuple[int, int] = (224, 224)
+    `channels` is measured (one forward pass, then remembered) only when a cost formula reads it, so
+    per-channel methods (Score-CAM, Ablation-CAM) are estimated right without special cases.
+    """
+
+    def __init__(self, size: tuple[int, int] = (224, 224), channels: int | Callable[[], int] = 0) -> None:
+        self.size = tuple(size)
+        self._channels = channels
+
+    @property
+    def channels(self) -> int:
+        if callable(self._channels):
+            self._channels = int(self._channels())
+        return int(self._channels)
 
 
 @dataclass(frozen=True)
@@ -129,13 +139,12 @@ class MethodSpec:
     family: str
     title: str
     description: str
-    compute: Callable[[RunContext], tuple[torch.Tensor, torch.Tensor]]
+    compute: Callable[[MethodContext], tuple[torch.Tensor, torch.Tensor]]
     params: tuple[Param, ...] = ()
     needs_target: bool = True
     cost: Cost = field(default=lambda p, info: (1, 1))
     tasks: tuple[str, ...] = ("classification", "detection", "keypoints", "segmentation", "salient_object")
     reference: str = ""
-    needs_cam_head: bool = False
 
     @property
     def uses_layer(self) -> bool:

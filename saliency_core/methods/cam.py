@@ -19,7 +19,7 @@ from .base import BATCH_SIZE, LAYER, MethodSpec, register
 from .common import upsample
 
 if TYPE_CHECKING:
-    from ..engine import RunContext
+    from .context import MethodContext
 
 # Each takes activations and gradients [K, h, w] and returns the map [h, w].
 Weighting = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -54,8 +54,8 @@ def layercam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return (g.clamp(min=0) * a).sum(0)
 
 
-def _gradient_cam(weighting: Weighting) -> Callable[[RunContext], tuple[torch.Tensor, torch.Tensor]]:
-    def compute(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _gradient_cam(weighting: Weighting) -> Callable[[MethodContext], tuple[torch.Tensor, torch.Tensor]]:
+    def compute(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
         a, g = ctx.layer(ctx.params["layer"])
         raw = weighting(a[0], g[0])
         return raw, upsample(raw, tuple(ctx.x.shape[-2:]))
@@ -118,7 +118,7 @@ for _id, _title, _fn, _desc, _ref in _GRADIENT_CAMS:
 
 
 # --- CAM: the original, for global-average-pool + linear heads ---------------------------------
-def _cam(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _cam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     target = ctx.target
     if not isinstance(target, ClassTarget):
         raise InvalidParameter("CAM explains a class of a classifier; pick a class as the target.")
@@ -147,7 +147,6 @@ register(
         cost=lambda p, info: (1, 0),
         tasks=("classification",),
         reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
-        needs_cam_head=True,
     )
 )
 
@@ -170,7 +169,7 @@ def first_component(a: torch.Tensor) -> torch.Tensor:
     return projection.reshape(h, w).to(a.dtype)
 
 
-def _eigencam(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _eigencam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     a = ctx.activations(ctx.params["layer"])[0]
     raw = first_component(a.float().cpu()).to(a.device)
     return raw, upsample(raw, tuple(ctx.x.shape[-2:]))
@@ -193,7 +192,7 @@ register(
 
 
 # --- Score-CAM: channels weighted by the score of the image masked with them -------------------
-def _scorecam(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _scorecam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     a = ctx.activations(ctx.params["layer"])[0]
     x = ctx.x
     k = a.shape[0]
@@ -233,7 +232,7 @@ register(
 
 
 # --- Guided Grad-CAM ------------------------------------------------------------------------------
-def _guided_gradcam(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _guided_gradcam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     a, g = ctx.layer(ctx.params["layer"])
     cam = upsample(gradcam(a[0], g[0]).clamp(min=0), tuple(ctx.x.shape[-2:]))
     raw = ctx.guided_grad()[0] * cam[None]

@@ -14,20 +14,20 @@ from .base import BATCH_SIZE, SEED, MethodSpec, Param, register
 from .common import channel_sum, default_blur_sigma, gaussian_blur
 
 if TYPE_CHECKING:
-    from ..engine import RunContext
+    from .context import MethodContext
 
 
-def _gradient(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _gradient(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     raw = ctx.input_grad()[0]
     return raw, channel_sum(raw)
 
 
-def _gradient_x_input(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _gradient_x_input(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     raw = (ctx.input_grad() * ctx.x)[0]
     return raw, channel_sum(raw)
 
 
-def _guided_backprop(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _guided_backprop(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     raw = ctx.guided_grad()[0]
     return raw, channel_sum(raw)
 
@@ -71,7 +71,7 @@ register(
 SMOOTH_BASES = ("gradient", "gradient_x_input", "guided_backprop")
 
 
-def _smoothgrad(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _smoothgrad(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     p = ctx.params
     x = ctx.x
     sigma = float(p["noise"]) * float(x.max() - x.min())
@@ -165,7 +165,7 @@ def ig_alphas(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
     return (np.arange(steps) + offset) / steps, np.full(steps, 1.0 / steps)
 
 
-def ig_baseline(ctx: RunContext, kind: str, seed: int) -> torch.Tensor:
+def ig_baseline(ctx: MethodContext, kind: str, seed: int) -> torch.Tensor:
     """The reference input IG integrates from."""
     x = ctx.x
     if kind == "zero":
@@ -179,7 +179,7 @@ def ig_baseline(ctx: RunContext, kind: str, seed: int) -> torch.Tensor:
     return ctx.model.from_pixels(pixels)
 
 
-def _integrated_gradients(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _integrated_gradients(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     p = ctx.params
     x = ctx.x
     baseline = ig_baseline(ctx, p["baseline"], int(p["seed"]))
@@ -200,7 +200,7 @@ def _integrated_gradients(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         f_x = ctx.target(ctx.output()).sum()
         f_b = ctx.target(ctx.model.forward(baseline)).sum()
-    ctx.forward_passes += 1  # the baseline's score
+    ctx.count_passes(1)  # the baseline's score
     ctx.extras["completeness_delta"] = float(raw.sum() - (f_x - f_b))
     ctx.extras["score_difference"] = float(f_x - f_b)
     return raw, channel_sum(raw)

@@ -15,7 +15,7 @@ from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, register
 from .common import default_blur_sigma, gaussian_blur
 
 if TYPE_CHECKING:
-    from ..engine import RunContext
+    from .context import MethodContext
 
 
 def window_starts(size: int, patch: int, stride: int) -> list[int]:
@@ -32,7 +32,7 @@ def occlusion_baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
     return gaussian_blur(x, default_blur_sigma(x))
 
 
-def _occlusion(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _occlusion(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     p = ctx.params
     x = ctx.x
     _, _, h, w = x.shape
@@ -118,7 +118,7 @@ def rise_masks(
     return torch.stack(masks)
 
 
-def _rise(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     prm = ctx.params
     x = ctx.x
     _, _, h, w = x.shape

@@ -14,14 +14,14 @@ import torch
 from .base import MethodSpec, Param, register
 
 if TYPE_CHECKING:
-    from ..engine import RunContext
+    from .context import MethodContext
 
 
-def _gray(ctx: RunContext) -> np.ndarray:
+def _gray(ctx: MethodContext) -> np.ndarray:
     return cv2.cvtColor(ctx.model.to_image(ctx.x), cv2.COLOR_RGB2GRAY)
 
 
-def _as_result(ctx: RunContext, saliency: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_result(ctx: MethodContext, saliency: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     t = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))
     return t, t.clone()
 
@@ -36,11 +36,11 @@ def sobel_magnitude(gray: np.ndarray, ksize: int = 3, sigma: float = 0.0) -> np.
     return cv2.magnitude(gx, gy)
 
 
-def _edges_sobel(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _edges_sobel(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return _as_result(ctx, sobel_magnitude(_gray(ctx), int(ctx.params["ksize"]), float(ctx.params["sigma"])))
 
 
-def _edges_canny(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _edges_canny(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     p = ctx.params
     gray = _gray(ctx)
     if p["sigma"] > 0:
@@ -58,7 +58,7 @@ def spectral_residual(image: np.ndarray) -> np.ndarray:
     return saliency.astype(np.float32)
 
 
-def _spectral_residual(ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _spectral_residual(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return _as_result(ctx, spectral_residual(ctx.model.to_image(ctx.x)))
 
 
