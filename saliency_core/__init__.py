@@ -27,12 +27,37 @@ from .errors import (
     WeightsUnavailable,
 )
 from .io import load_image
-from .methods import MethodInfo, list_methods
-from .models import LoadedModel, ModelInfo, list_models
+from .methods import FAMILIES, FAMILY_TITLES, MethodInfo, MethodSpec, Param, list_methods
+from .methods.base import BATCH_SIZE, LAYER, SEED, CostInfo, featured
+from .methods.base import register as register_method
+from .methods.context import MethodContext, ProgressFn
+from .methods.lesson import Lesson
+from .models import LoadedModel, ModelInfo, ModelSpec, Preprocess, list_models
+from .models.custom import register_model
+from .plugins import PluginStatus, load_plugins, plugin_status
 from .samples import Sample, list_samples
 from .targets import BoxTarget, ClassTarget, KeypointTarget, MaskTarget, Target
+from .tasks import TaskAdapter, list_tasks, register_adapter
 
 __version__ = "0.1.0"
+
+
+def featured_methods(view: str, task: str | None = None) -> list[str]:
+    """Ids of the methods a view ("explore", "compare", "evaluate", "learn", "reference") picks by default,
+    in order, as each method declares (`MethodSpec.featured`)."""
+    return featured(view, task)
+
+
+def method_defaults(method: str, task: str, side: int) -> dict[str, Any]:
+    """Parameter defaults of `method` for an input of `side` pixels of a `task` model, where they differ
+    from the schema's (which suit a 224-px classifier): {} for tasks that keep the schema's defaults."""
+    from .methods.base import get_method
+    from .tasks import get_adapter
+
+    adapter = get_adapter(task)
+    if not adapter.scaled_defaults:
+        return {}
+    return get_method(method).defaults_for(side, adapter.heavy_passes)
 
 
 def load_model(model_id: str, weights: str | None = "default") -> LoadedModel:
@@ -66,35 +91,58 @@ def estimate(
 
 
 __all__ = [
+    "BATCH_SIZE",
+    "FAMILIES",
+    "FAMILY_TITLES",
+    "LAYER",
+    "SEED",
     "Attribution",
     "BoxTarget",
     "Cancelled",
     "ClassTarget",
+    "CostInfo",
     "Engine",
     "Estimate",
     "InvalidImage",
     "InvalidParameter",
     "InvalidWeights",
     "KeypointTarget",
+    "Lesson",
     "LoadedModel",
     "MaskTarget",
+    "MethodContext",
     "MethodInfo",
+    "MethodSpec",
     "ModelInfo",
+    "ModelSpec",
+    "Param",
+    "PluginStatus",
+    "Preprocess",
+    "ProgressFn",
     "SaliencyError",
     "Sample",
     "Target",
     "TargetNotFound",
+    "TaskAdapter",
     "UnknownMethod",
     "UnknownModel",
     "WeightsUnavailable",
     "attribute",
     "estimate",
+    "featured_methods",
     "get_engine",
     "list_methods",
     "list_models",
     "list_samples",
+    "list_tasks",
     "load_image",
     "load_model",
+    "load_plugins",
+    "method_defaults",
     "metrics",
+    "plugin_status",
+    "register_adapter",
+    "register_method",
+    "register_model",
     "set_engine",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter, UnknownMethod
+from .lesson import Lesson
 
 if TYPE_CHECKING:
     import torch
@@ -96,6 +97,29 @@ BATCH_SIZE = Param(
 SEED = Param("seed", "int", 0, "Random seed: the same seed gives the same map.", min=0, max=2**31 - 1, step=1)
 
 Cost = Callable[[Mapping[str, Any], "CostInfo"], tuple[int, int]]
+# (side of the input in pixels, whether each pass is heavy, e.g. a whole detector) -> parameter defaults
+SizeDefaults = Callable[[int, bool], dict[str, Any]]
+# (resolved params, forward passes, "about 2.1 min", "this model") -> why it is slow and what helps
+SlowHint = Callable[[Mapping[str, Any], int, str, str], str]
+SIGNS = ("positive", "absolute")  # how a map is read by default: its positive part or its magnitude
+VIEWS = ("explore", "compare", "evaluate", "learn", "reference")  # where a method can be a default pick
+
+
+class AllTasks:
+    """Every task, including tasks registered after the method (the default of `MethodSpec.tasks`)."""
+
+    def __contains__(self, task: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ALL_TASKS"
+
+
+ALL_TASKS = AllTasks()
+
+
+def default_slow_hint(params: Mapping[str, Any], forward_passes: int, when: str, what: str) -> str:
+    return ""
 
 
 class CostInfo:
@@ -127,8 +151,24 @@ class MethodInfo:
     needs_target: bool
     uses_layer: bool
     params: tuple[dict[str, Any], ...]
-    tasks: tuple[str, ...]
+    tasks: tuple[str, ...] | AllTasks
     reference: str = ""
+    sign: str = "positive"
+    lesson: Lesson | None = None
+    featured: Mapping[str, int] = field(default_factory=dict)
+    spec: MethodSpec | None = field(default=None, repr=False, compare=False)
+
+    def supports(self, task: str) -> bool:
+        return task in self.tasks
+
+    def defaults_for(self, side: int, heavy: bool) -> dict[str, Any]:
+        """Parameter defaults for a large input (`side` pixels) of a task with scaled defaults; see
+        `MethodSpec.size_defaults`."""
+        return self.spec.defaults_for(side, heavy) if self.spec is not None else {}
+
+    def slow_hint(self, params: Mapping[str, Any], forward_passes: int, when: str, what: str) -> str:
+        """Why this run is slow and what makes it faster ("" for the generic advice)."""
+        return self.spec.slow_hint(params, forward_passes, when, what) if self.spec is not None else ""
 
 
 @dataclass(frozen=True)
@@ -143,8 +183,17 @@ class MethodSpec:
     params: tuple[Param, ...] = ()
     needs_target: bool = True
     cost: Cost = field(default=lambda p, info: (1, 1))
-    tasks: tuple[str, ...] = ("classification", "detection", "keypoints", "segmentation", "salient_object")
+    tasks: tuple[str, ...] | AllTasks = ALL_TASKS
     reference: str = ""
+    # How the display's "auto" sign reads the map: "positive" (its positive part) or "absolute" (gradient
+    # maps, whose sign mostly follows the input's colours).
+    sign: str = "positive"
+    # Defaults for tasks whose inputs are large (detectors see up to 640 px): schema defaults suit 224 px.
+    size_defaults: SizeDefaults | None = None
+    slow_hint: SlowHint = default_slow_hint
+    lesson: Lesson | None = None
+    # Views where the method is picked by default, with its place: {"compare": 1, "evaluate": 2}.
+    featured: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def uses_layer(self) -> bool:
@@ -161,7 +210,28 @@ class MethodSpec:
             params=tuple(p.as_dict() for p in self.params),
             tasks=self.tasks,
             reference=self.reference,
+            sign=self.sign,
+            lesson=self.lesson,
+            featured=dict(self.featured),
+            spec=self,
         )
+
+    def defaults_for(self, side: int, heavy: bool) -> dict[str, Any]:
+        """`size_defaults` for an input of `side` pixels, clamped to the schema's ranges."""
+        if self.size_defaults is None:
+            return {}
+        schema = {p.name: p for p in self.params}
+        out = {}
+        for name, value in self.size_defaults(int(side), bool(heavy)).items():
+            p = schema.get(name)
+            if p is None:
+                continue
+            if p.min is not None:
+                value = max(value, type(value)(p.min))
+            if p.max is not None:
+                value = min(value, type(value)(p.max))
+            out[name] = value
+        return out
 
     def resolve(self, given: Mapping[str, Any], layers: list[str]) -> dict[str, Any]:
         """Fill defaults, coerce types, reject unknown names; the layer defaults to the model's first."""
@@ -192,12 +262,25 @@ _METHODS: dict[str, MethodSpec] = {}
 
 
 def register(spec: MethodSpec) -> MethodSpec:
+    """Add a method (ids are unique); plugins call this as `sc.register_method`."""
     if spec.id in _METHODS:
         raise ValueError(f"Method id '{spec.id}' is already registered.")
     if spec.family not in FAMILIES:
-        raise ValueError(f"Unknown family {spec.family}")
+        raise ValueError(f"Unknown family '{spec.family}' (one of {', '.join(FAMILIES)}).")
+    if spec.sign not in SIGNS:
+        raise ValueError(f"Unknown sign '{spec.sign}' (one of {', '.join(SIGNS)}).")
+    unknown = sorted(set(spec.featured) - set(VIEWS))
+    if unknown:
+        raise ValueError(f"Unknown views {unknown} in featured (known: {', '.join(VIEWS)}).")
     _METHODS[spec.id] = spec
     return spec
+
+
+def featured(view: str, task: str | None = None) -> list[str]:
+    """Ids of the methods picked by default in `view` (for a task), in their declared order."""
+    _ensure_loaded()
+    found = [s for s in _METHODS.values() if view in s.featured and (task is None or task in s.tasks)]
+    return [s.id for s in sorted(found, key=lambda s: s.featured[view])]
 
 
 def get_method(method_id: str) -> MethodSpec:
@@ -220,4 +303,7 @@ def list_methods(family: str | None = None, task: str | None = None) -> list[Met
 
 
 def _ensure_loaded() -> None:
+    from .. import plugins
     from . import cam, gradients, perturbation, reference  # noqa: F401
+
+    plugins.load_plugins()

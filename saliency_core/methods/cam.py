@@ -7,8 +7,8 @@ so switching among them makes no model pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from ..errors import InvalidParameter
 from ..targets import ClassTarget
 from .base import BATCH_SIZE, LAYER, MethodSpec, register
 from .common import upsample
+from .lesson import Lesson
 
 if TYPE_CHECKING:
     from .context import MethodContext
@@ -63,6 +64,8 @@ def _gradient_cam(weighting: Weighting) -> Callable[[MethodContext], tuple[torch
     return compute
 
 
+# Grad-CAM is the first map users see and the baseline every page compares with.
+_FEATURED = {"gradcam": {"explore": 1, "compare": 1, "evaluate": 1}}
 _GRADIENT_CAMS = (
     (
         "gradcam",
@@ -71,6 +74,22 @@ _GRADIENT_CAMS = (
         "Channels weighted by their mean gradient: where the evidence for the "
         "target sits at the layer's resolution.",
         "Selvaraju et al. 2017, Grad-CAM",
+        Lesson(
+            computes="Each channel of a convolutional layer weighted by the mean gradient of the target score over "
+            "that channel, summed: where the evidence for the target sits, at the layer's resolution.",
+            formula=r"\alpha_k = \frac{1}{hw} \sum_{i,j} \frac{\partial S_t}{\partial A^k_{ij}}, \qquad "
+            r"M = \sum_k \alpha_k A^k \quad (\text{shown: } \mathrm{ReLU}(M), \text{ upsampled})",
+            cost="One forward and one backward pass; other CAM variants on the same layer reuse them.",
+            params={
+                "layer": "Deeper layers: coarser but more class-specific maps; earlier layers: finer, noisier."
+            },
+            pitfalls=(
+                "Coarse: at the last layer of a ResNet a map cell covers 32×32 pixels.",
+                "Averaging the gradient can cancel positive and negative evidence (HiResCAM avoids that).",
+                "Several instances of a class: the map may highlight only some of them.",
+            ),
+            paper="Selvaraju et al. 2017, Grad-CAM",
+        ),
     ),
     (
         "gradcam_pp",
@@ -78,6 +97,17 @@ _GRADIENT_CAMS = (
         gradcam_pp,
         "Grad-CAM with higher-order, per-position channel weights; better with several instances of a class.",
         "Chattopadhay et al. 2018, Grad-CAM++",
+        Lesson(
+            computes="Grad-CAM with channel weights built from positive gradients and higher-order terms, which "
+            "helps when several instances of the class appear.",
+            formula=r"\alpha_k = \sum_{i,j} w^k_{ij}\, \mathrm{ReLU}\!\left(g^k_{ij}\right), \qquad "
+            r"w^k_{ij} = \frac{(g^k_{ij})^2}{2 (g^k_{ij})^2 + \sum_{a,b} A^k_{ab} (g^k_{ij})^3}",
+            cost="Free after Grad-CAM on the same layer (same activations and gradients).",
+            pitfalls=(
+                "The higher-order terms assume an exponential output; with raw logits they are approximate.",
+            ),
+            paper="Chattopadhyay et al. 2018, Grad-CAM++",
+        ),
     ),
     (
         "xgradcam",
@@ -85,6 +115,14 @@ _GRADIENT_CAMS = (
         xgradcam,
         "Channel weights from gradients times normalised activations (axiom-derived).",
         "Fu et al. 2020, Axiom-based Grad-CAM",
+        Lesson(
+            computes="Grad-CAM with each gradient weighted by the activation's share of its channel, derived from "
+            "sensitivity and conservation axioms.",
+            formula=r"\alpha_k = \sum_{i,j} \frac{A^k_{ij}}{\sum_{a,b} A^k_{ab}} \frac{\partial S_t}{\partial A^k_{ij}}",
+            cost="Free after Grad-CAM on the same layer.",
+            pitfalls=("Channels with near-zero total activation get unstable weights.",),
+            paper="Fu et al. 2020, Axiom-based Grad-CAM",
+        ),
     ),
     (
         "hirescam",
@@ -93,6 +131,14 @@ _GRADIENT_CAMS = (
         "Gradients times activations element-wise, summed over channels: "
         "faithful to what the model computes at that layer.",
         "Draelos & Carin 2020, HiResCAM",
+        Lesson(
+            computes="Gradients multiplied by activations element-wise, without averaging: provably shows the "
+            "locations the score depends on for models ending in global pooling and a linear layer.",
+            formula=r"M = \sum_k \frac{\partial S_t}{\partial A^k} \odot A^k",
+            cost="Free after Grad-CAM on the same layer.",
+            pitfalls=("Noisier than Grad-CAM because nothing is averaged.",),
+            paper="Draelos & Carin 2020, HiResCAM",
+        ),
     ),
     (
         "layercam",
@@ -100,9 +146,18 @@ _GRADIENT_CAMS = (
         layercam,
         "Positive gradients times activations per position; works at shallow layers too.",
         "Jiang et al. 2021, LayerCAM",
+        Lesson(
+            computes="Positive gradients times activations, location by location; works well at earlier layers "
+            "where Grad-CAM's averaging blurs.",
+            formula=r"M = \sum_k \mathrm{ReLU}\!\left(\frac{\partial S_t}{\partial A^k}\right) \odot A^k",
+            cost="Free after Grad-CAM on the same layer.",
+            params={"layer": "LayerCAM is meant for earlier layers too: try each stage to see finer detail."},
+            pitfalls=("At early layers the map picks up edges and texture, not only the object.",),
+            paper="Jiang et al. 2021, LayerCAM",
+        ),
     ),
 )
-for _id, _title, _fn, _desc, _ref in _GRADIENT_CAMS:
+for _id, _title, _fn, _desc, _ref, _lesson in _GRADIENT_CAMS:
     register(
         MethodSpec(
             id=_id,
@@ -113,6 +168,8 @@ for _id, _title, _fn, _desc, _ref in _GRADIENT_CAMS:
             params=(LAYER,),
             cost=lambda p, info: (1, 1),
             reference=_ref,
+            lesson=_lesson,
+            featured=_FEATURED.get(_id, {}),
         )
     )
 
@@ -147,6 +204,17 @@ register(
         cost=lambda p, info: (1, 0),
         tasks=("classification",),
         reference="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
+        lesson=Lesson(
+            computes="The original class activation map: the last convolutional channels weighted by the linear "
+            "classifier's weights for the target class.",
+            formula=r"M = \sum_k w^{\mathrm{fc}}_{t,k}\, A^k",
+            cost="One forward pass, no gradient.",
+            pitfalls=(
+                "Only for networks that end with global average pooling and one linear layer.",
+                "Only meaningful at the layer feeding the pooling.",
+            ),
+            paper="Zhou et al. 2016, Learning Deep Features for Discriminative Localization",
+        ),
     )
 )
 
@@ -187,6 +255,19 @@ register(
         needs_target=False,
         cost=lambda p, info: (1, 0),
         reference="Muhammad & Yeasin 2020, Eigen-CAM",
+        lesson=Lesson(
+            computes="The first principal component of the layer's activations: the dominant spatial pattern, "
+            "whatever the target.",
+            formula=r"\bar A \in \mathbb{R}^{hw \times K} \text{ (centred)},\quad \bar A = U \Sigma V^\top, "
+            r"\qquad M = \bar A\, v_1",
+            cost="One forward pass, no gradient.",
+            pitfalls=(
+                "Class-agnostic: every target gets the same map.",
+                "The sign of a principal component is arbitrary; the library orients it to agree with the mean "
+                "activation, which is a convention, not evidence.",
+            ),
+            paper="Muhammad & Yeasin 2020, Eigen-CAM",
+        ),
     )
 )
 
@@ -216,9 +297,18 @@ def _scorecam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return raw, upsample(raw, tuple(x.shape[-2:]))
 
 
+def _scorecam_slow_hint(params: Mapping[str, Any], forward_passes: int, when: str, what: str) -> str:
+    return (
+        f"Score-CAM makes one forward pass per channel of {params.get('layer')} ({forward_passes - 1} here) "
+        f"through {what}: {when}. Grad-CAM and its variants need one pass; a layer with fewer channels "
+        "is cheaper."
+    )
+
+
 register(
     MethodSpec(
         id="scorecam",
+        slow_hint=_scorecam_slow_hint,
         family="cam",
         title="Score-CAM",
         description="Gradient-free: each channel, upsampled to a mask, is weighted by the target score of the "
@@ -227,6 +317,18 @@ register(
         params=(LAYER, BATCH_SIZE),
         cost=lambda p, info: (info.channels + 1, 0),
         reference="Wang et al. 2020, Score-CAM",
+        lesson=Lesson(
+            computes="Gradient-free: each channel, upsampled and normalised into a mask, is weighted by the target "
+            "score of the image seen only through that mask (softmax over channels).",
+            formula=r"s_k = S_t\!\left(x \odot \mathrm{norm}\big(\mathrm{up}(A^k)\big)\right), \qquad "
+            r"\alpha = \mathrm{softmax}(s), \qquad M = \sum_k \alpha_k A^k",
+            cost="One forward pass per channel of the layer (hundreds to thousands on large networks).",
+            pitfalls=(
+                "Slow on wide layers.",
+                "Masked images are unlike training images (out of distribution).",
+            ),
+            paper="Wang et al. 2020, Score-CAM",
+        ),
     )
 )
 
@@ -242,6 +344,7 @@ def _guided_gradcam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="guided_gradcam",
+        sign="absolute",
         family="cam",
         title="Guided Grad-CAM",
         description="Guided Backpropagation multiplied by the (ReLU'd, upsampled) Grad-CAM map: fine detail, "
@@ -250,5 +353,14 @@ register(
         params=(LAYER,),
         cost=lambda p, info: (2, 2),
         reference="Selvaraju et al. 2017, Grad-CAM",
+        lesson=Lesson(
+            computes="Guided Backpropagation multiplied by the upsampled, rectified Grad-CAM: fine detail, "
+            "restricted to the class-relevant region.",
+            formula=r"M = \mathrm{GB}(x) \odot \mathrm{up}\!\left(\mathrm{ReLU}(M_{\text{Grad-CAM}})\right)",
+            cost="Two forward and two backward passes (guided and plain).",
+            pitfalls=("Inherits Guided Backpropagation's edge-detector behaviour inside the region.",),
+            compare_with="edges_sobel",
+            paper="Selvaraju et al. 2017, Grad-CAM",
+        ),
     )
 )

@@ -12,9 +12,15 @@ import torch
 
 from .base import BATCH_SIZE, SEED, MethodSpec, Param, register
 from .common import channel_sum, default_blur_sigma, gaussian_blur
+from .lesson import Lesson
 
 if TYPE_CHECKING:
     from .context import MethodContext
+
+# Gradient maps are read by magnitude: their sign mostly follows the pixel colours.
+_GRADIENT_NOTE = (
+    "Its sign mostly follows the pixel colours, so the magnitude (sign: absolute) is usually shown."
+)
 
 
 def _gradient(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,34 +41,81 @@ def _guided_backprop(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="gradient",
+        sign="absolute",
+        featured={"evaluate": 2},
         family="gradient",
         title="Gradient (saliency)",
         description="How much the target score changes when each pixel changes: d score / d input.",
         compute=_gradient,
         cost=lambda p, info: (1, 1),
         reference="Simonyan et al. 2014, Deep Inside Convolutional Networks",
+        lesson=Lesson(
+            computes="How much the target score would change if each pixel changed a little: the gradient of the "
+            "score with respect to the input, channels summed. " + _GRADIENT_NOTE,
+            formula=r"M_{ij} = \sum_{c} \frac{\partial S_t(x)}{\partial x_{cij}}",
+            cost="One forward and one backward pass.",
+            pitfalls=(
+                "Visually noisy: the gradient of a deep network fluctuates sharply from pixel to pixel.",
+                "Saturation: where the score no longer changes (a confident prediction), important pixels can "
+                "have tiny gradients.",
+                "It answers 'what would change the score', not 'what made the score'.",
+            ),
+            paper="Simonyan, Vedaldi & Zisserman 2014, Deep Inside Convolutional Networks",
+        ),
     )
 )
 register(
     MethodSpec(
         id="gradient_x_input",
+        sign="absolute",
+        featured={"compare": 2},
         family="gradient",
         title="Gradient × Input",
         description="The gradient weighted by the input itself: a first-order estimate of each pixel's contribution.",
         compute=_gradient_x_input,
         cost=lambda p, info: (1, 1),
         reference="Shrikumar et al. 2016, Not Just a Black Box",
+        lesson=Lesson(
+            computes="The gradient multiplied by the input: a first-order estimate of each pixel's contribution "
+            "to the score relative to an all-zero input.",
+            formula=r"M_{ij} = \sum_{c} x_{cij}\,\frac{\partial S_t(x)}{\partial x_{cij}}",
+            cost="One forward and one backward pass (the same pass as the plain gradient, so switching is free).",
+            pitfalls=(
+                "Pixels whose input value is zero (after normalisation) get no attribution, however important.",
+                "Strongly coloured regions dominate: part of the map is the image itself.",
+            ),
+            compare_with="edges_sobel",
+            paper="Shrikumar et al. 2016, Not Just a Black Box",
+        ),
     )
 )
 register(
     MethodSpec(
         id="guided_backprop",
+        sign="absolute",
+        # Its likeness to an edge detector is the first lesson about saliency maps.
+        featured={"compare": 3, "learn": 1},
         family="gradient",
         title="Guided Backpropagation",
         description="The gradient with negative signals stopped at every ReLU on the way back; sharp, but close to an edge detector.",
         compute=_guided_backprop,
         cost=lambda p, info: (1, 1),
         reference="Springenberg et al. 2015, Striving for Simplicity",
+        lesson=Lesson(
+            computes="The gradient, except that at every ReLU only positive signals pass backwards (where the "
+            "forward activation and the incoming gradient are both positive).",
+            formula=r"R^{(l)} = \mathbf{1}\!\left[f^{(l)} > 0\right] \cdot \mathbf{1}\!\left[R^{(l+1)} > 0\right] "
+            r"\cdot R^{(l+1)}",
+            cost="One forward and one backward pass.",
+            pitfalls=(
+                "It behaves like an edge detector: the map changes little when the class or even the weights "
+                "change (Adebayo et al. 2018, Sanity Checks for Saliency Maps). Compare it with the Sobel map "
+                "below: if they look alike, the map shows the image more than the model.",
+                "Sharp, convincing pictures are not evidence of faithfulness.",
+            ),
+            compare_with="edges_sobel",
+            paper="Springenberg et al. 2015, Striving for Simplicity",
+        ),
     )
 )
 
@@ -108,6 +161,7 @@ def _smoothgrad(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="smoothgrad",
+        sign="absolute",
         family="gradient",
         title="SmoothGrad",
         description="Averages a gradient method over noisy copies of the image, which removes much of the visual noise.",
@@ -140,6 +194,25 @@ register(
         ),
         cost=lambda p, info: (int(p["samples"]), int(p["samples"])),
         reference="Smilkov et al. 2017, SmoothGrad; Adebayo et al. 2018 (VarGrad)",
+        lesson=Lesson(
+            computes="The average of a gradient map over many noisy copies of the image, which cancels the "
+            "pixel-to-pixel noise of the gradient.",
+            formula=r"\hat M(x) = \frac{1}{n} \sum_{k=1}^{n} M\!\left(x + \varepsilon_k\right), \quad "
+            r"\varepsilon_k \sim \mathcal{N}\!\left(0, \sigma^2\right),\ \sigma = \text{noise} \cdot "
+            r"(x_{\max} - x_{\min})",
+            cost="One forward and one backward pass per sample (25 by default).",
+            params={
+                "samples": "More samples: a smoother map, linearly more passes.",
+                "noise": "Too little leaves the noise; too much blurs the map into the image's layout. 10–20% is "
+                "the paper's advice.",
+                "mode": "vargrad (the variance) highlights where gradients disagree under noise.",
+            },
+            pitfalls=(
+                "Smoothing can make an unfaithful map look trustworthy.",
+                "Maps depend on the seed at small sample counts.",
+            ),
+            paper="Smilkov et al. 2017, SmoothGrad",
+        ),
     )
 )
 
@@ -209,6 +282,7 @@ def _integrated_gradients(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tenso
 register(
     MethodSpec(
         id="integrated_gradients",
+        sign="absolute",
         family="gradient",
         title="Integrated Gradients",
         description="Accumulates gradients along the straight path from a baseline image to the input; the "
@@ -240,5 +314,22 @@ register(
         ),
         cost=lambda p, info: (int(p["steps"]) + 2, int(p["steps"])),
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
+        lesson=Lesson(
+            computes="Gradients accumulated along the straight path from a baseline image x' (what 'absence' "
+            "means) to the input. The attributions add up to the score difference (completeness).",
+            formula=r"\mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial S_t\big(x' + \alpha (x - x')\big)}"
+            r"{\partial x_i}\, d\alpha, \qquad \sum_i \mathrm{IG}_i = S_t(x) - S_t(x')",
+            cost="One forward and one backward pass per step (32 by default), plus the baseline.",
+            params={
+                "steps": "More steps: a more exact integral (check completeness), linearly more passes.",
+                "baseline": "The baseline decides the question: a black baseline gives black pixels zero "
+                "attribution by construction; a blurred one asks what detail contributed.",
+            },
+            pitfalls=(
+                "There is no neutral baseline: different baselines give different, equally 'correct' maps.",
+                "Too few steps break completeness; the sum no longer matches the score difference.",
+            ),
+            paper="Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",
+        ),
     )
 )

@@ -13,6 +13,7 @@ from ..errors import InvalidParameter
 from ..targets import ClassTarget
 from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, register
 from .common import default_blur_sigma, gaussian_blur
+from .lesson import Lesson
 
 if TYPE_CHECKING:
     from .context import MethodContext
@@ -65,9 +66,17 @@ def _occlusion_cost(p: Mapping[str, Any], info: CostInfo) -> tuple[int, int]:
     return len(window_starts(h, patch, stride)) * len(window_starts(w, patch, stride)) + 1, 0
 
 
+def _occlusion_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
+    # About 5 patches across the longer side, half-overlapping: some 60 passes on a 640-px detector input
+    # instead of 1,200 with the 224-px defaults.
+    patch = max(8, round(side / 5 / 8) * 8)
+    return {"patch": patch, "stride": max(1, patch // 2)}
+
+
 register(
     MethodSpec(
         id="occlusion",
+        size_defaults=_occlusion_size_defaults,
         family="perturbation",
         title="Occlusion",
         description="Slides a patch over the image and records how much the target score drops when each "
@@ -96,6 +105,23 @@ register(
         ),
         cost=_occlusion_cost,
         reference="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+        lesson=Lesson(
+            computes="A patch slides over the image; each pixel gets the mean drop of the target score over the "
+            "patches that covered it.",
+            formula=r"M_p = \frac{1}{|W_p|} \sum_{w \in W_p} \Big( S_t(x) - S_t\big(x_{w \leftarrow b}\big) \Big)",
+            cost="One forward pass per patch position: (H / stride) × (W / stride), e.g. 169 at 224 px with "
+            "stride 16.",
+            params={
+                "patch": "Smaller than the object's parts: fine maps; larger than the object: one blob.",
+                "stride": "A stride larger than the patch leaves pixels that no patch covers (zero in the map).",
+                "baseline": "What replaces the patch; each creates unnatural images in its own way.",
+            },
+            pitfalls=(
+                "Occluded images are out of distribution: the model may react to the patch itself.",
+                "Redundant evidence hides: if two parts each suffice, occluding one changes nothing.",
+            ),
+            paper="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks",
+        ),
     )
 )
 
@@ -151,9 +177,19 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return raw, raw.clone()
 
 
+DETECTOR_RISE_MASKS = 200  # each pass runs a whole detector
+DENSE_RISE_MASKS = 300
+
+
+def _rise_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
+    # Fewer, proportionally larger cells (8 across) and fewer masks than for a 224-px classifier.
+    return {"masks": DETECTOR_RISE_MASKS if heavy else DENSE_RISE_MASKS, "cell": max(8, math.ceil(side / 8))}
+
+
 register(
     MethodSpec(
         id="rise",
+        size_defaults=_rise_size_defaults,
         family="perturbation",
         title="RISE",
         description="Randomised input sampling: the score-weighted average of many random smooth masks. "
@@ -195,5 +231,18 @@ register(
         ),
         cost=lambda p, info: (int(p["masks"]), 0),
         reference="Petsiuk et al. 2018, RISE",
+        lesson=Lesson(
+            computes="Many random smooth masks; each pixel gets the average target score of the masked images "
+            "it was visible in.",
+            formula=r"M = \frac{1}{N\, \mathbb{E}[m]} \sum_{k=1}^{N} S_t\!\left(x \odot m_k\right) m_k",
+            cost="One forward pass per mask (500 by default; the paper uses thousands).",
+            params={
+                "masks": "More masks: less noise, linearly more passes.",
+                "cell": "The random grid's cell size: larger cells, coarser maps.",
+                "p": "Share of cells kept visible in each mask.",
+            },
+            pitfalls=("Noisy with few masks; compare seeds before trusting fine detail.",),
+            paper="Petsiuk, Das & Saenko 2018, RISE",
+        ),
     )
 )

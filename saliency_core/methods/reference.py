@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .base import MethodSpec, Param, register
+from .lesson import Lesson
 
 if TYPE_CHECKING:
     from .context import MethodContext
@@ -66,6 +67,7 @@ _NO_MODEL = (0, 0)
 register(
     MethodSpec(
         id="edges_sobel",
+        featured={"compare": 4},
         family="reference",
         title="Sobel edges",
         description="Image gradient magnitude: a model-free reference that many saliency maps resemble.",
@@ -85,6 +87,16 @@ register(
         needs_target=False,
         cost=lambda p, info: _NO_MODEL,
         reference="Sobel & Feldman 1968",
+        lesson=Lesson(
+            computes="A model-free reference: the image's gradient magnitude (Sobel filters on the blurred grey "
+            "image). It knows nothing about the model.",
+            formula=r"M = \sqrt{(G_x * I_\sigma)^2 + (G_y * I_\sigma)^2}",
+            cost="No model pass.",
+            pitfalls=(
+                "Not an explanation: it is here to be compared with. A saliency map that matches it closely "
+                "may be showing image structure rather than what the model used.",
+            ),
+        ),
     )
 )
 register(
@@ -110,11 +122,20 @@ register(
         needs_target=False,
         cost=lambda p, info: _NO_MODEL,
         reference="Canny 1986",
+        lesson=Lesson(
+            computes="A model-free reference: thin binary edges from the Canny detector (gradient magnitude, "
+            "non-maximum suppression, hysteresis thresholds).",
+            formula=r"M = \mathrm{hysteresis}_{\,\text{low},\,\text{high}}\!\left(\mathrm{NMS}\big(\|\nabla I_\sigma\|\big)\right)",
+            cost="No model pass.",
+            pitfalls=("A reference, not an explanation.",),
+        ),
     )
 )
 register(
     MethodSpec(
         id="spectral_residual",
+        # Shown beside a salient-object model's own output.
+        featured={"reference": 1},
         family="reference",
         title="Spectral residual",
         description="Classical bottom-up saliency from the image's log-spectrum (OpenCV contrib): where a "
@@ -123,5 +144,14 @@ register(
         needs_target=False,
         cost=lambda p, info: _NO_MODEL,
         reference="Hou & Zhang 2007, Saliency Detection: A Spectral Residual Approach",
+        lesson=Lesson(
+            computes="Classical bottom-up saliency: what stands out from the image's own statistics, from the "
+            "residual of its log-amplitude spectrum.",
+            formula=r"R(f) = \log |F(I)| - h * \log |F(I)|, \qquad M = g * \left| F^{-1}\!\left[e^{R(f) + i P(f)}\right] "
+            r"\right|^2",
+            cost="No model pass.",
+            pitfalls=("A reference for what is visually conspicuous, which a classifier need not use.",),
+            paper="Hou & Zhang 2007, Saliency Detection: A Spectral Residual Approach",
+        ),
     )
 )

@@ -45,8 +45,11 @@ class ModelSpec:
         return None
 
     def weights_available(self) -> bool:
+        """Whether the default weights are usable: on disk, or made by the builder itself (plugins)."""
         path = self.weights_path()
-        return bool(path is not None and path.is_file())
+        if path is None:
+            return self.bundled_weights is None and self.weights_enum is None
+        return path.is_file()
 
 
 @dataclass(frozen=True)
@@ -117,4 +120,7 @@ def _weights_help(spec: ModelSpec) -> str:
 
 def _ensure_loaded() -> None:
     # Importing the catalogues registers their models; done lazily to keep `import saliency_core` light.
+    from .. import plugins
     from . import catalog  # noqa: F401
+
+    plugins.load_plugins()

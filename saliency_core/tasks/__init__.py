@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import TaskAdapter, get_adapter
+from .base import TaskAdapter, get_adapter, list_tasks, register_adapter
 
-__all__ = ["TaskAdapter", "get_adapter"]
+__all__ = ["TaskAdapter", "get_adapter", "list_tasks", "register_adapter"]

@@ -26,6 +26,7 @@ class SalientObjectAdapter(TaskAdapter):
     task = "salient_object"
     target_types = (MaskTarget,)
     binds_targets = True
+    scaled_defaults = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The main (fused) saliency logits; U²-Net returns them first, before its side outputs."""

@@ -45,6 +45,7 @@ class SegmentationAdapter(TaskAdapter):
     task = "segmentation"
     target_types = (ClassTarget,)
     binds_targets = True
+    scaled_defaults = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return main_map(module(x), tuple(x.shape[-2:]))
