@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -12,8 +15,6 @@ from ..targets import Target
 if TYPE_CHECKING:
     from ..models.loaded import LoadedModel
 
-TASKS = ("classification", "detection", "keypoints", "segmentation", "salient_object")
-
 
 class TaskAdapter:
     """Calls a task's model and turns its output into predictions (targets, best first)."""
@@ -23,6 +24,11 @@ class TaskAdapter:
     binds_targets = True
     # The kinds of target this task explains (checked before a method runs, for a clear message).
     target_types: tuple[type, ...] = (Target,)
+    # Inputs keep the image's size (up to 640 px for detectors): perturbation methods scale their
+    # patch, cell and mask counts to it (see `MethodSpec.size_defaults`) instead of the 224-px defaults.
+    scaled_defaults = False
+    # Each pass runs a whole detector on the full image: perturbation methods make fewer of them.
+    heavy_passes = False
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> Any:
         """The model output in the task's canonical form (what targets are called with)."""
@@ -49,10 +55,28 @@ def register_adapter(cls: type[TaskAdapter]) -> type[TaskAdapter]:
     return cls
 
 
-def get_adapter(task: str) -> TaskAdapter:
-    # Importing the adapters registers them.
-    from . import classification, detection, keypoints, salient_object, segmentation  # noqa: F401
+_discovered = False
 
+
+def _discover() -> None:
+    # Every module of this package is a task: a new task is one new file here (plugins may add more).
+    global _discovered
+    if _discovered:
+        return
+    for found in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if found.name != "base":
+            importlib.import_module(f"{__package__}.{found.name}")
+    _discovered = True
+
+
+def get_adapter(task: str) -> TaskAdapter:
+    _discover()
     if task not in _ADAPTERS:
         raise ValueError(f"No adapter for task '{task}'.")
     return _ADAPTERS[task]()
+
+
+def list_tasks() -> list[str]:
+    """The task names with an adapter, classification first."""
+    _discover()
+    return sorted(_ADAPTERS, key=lambda t: (t != "classification", t))

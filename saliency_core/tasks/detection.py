@@ -20,8 +20,6 @@ from .base import TaskAdapter, register_adapter
 if TYPE_CHECKING:
     from ..models.loaded import LoadedModel
 
-DETECTION_KEYS = ("boxes", "scores", "labels")
-
 
 def category_name(model: LoadedModel, index: int) -> str:
     names = model.categories
@@ -55,6 +53,8 @@ class DetectionAdapter(TaskAdapter):
     task = "detection"
     target_types = (BoxTarget,)
     binds_targets = True
+    scaled_defaults = True
+    heavy_passes = True
 
     def forward(self, module: nn.Module, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return run_detector(module, x)
