@@ -11,8 +11,8 @@ st.caption(f"Target: **{current.target_label}** Â· model: {current.info.title} Â
 
 variants = compare.choose_variants(current)
 shown = display.controls(show_shared=True)
-state.default(f"{state.COMPARE_PREFIX}show", "Overlay", allowed=["Overlay", "Map only"])
-show = st.segmented_control("Show", ["Overlay", "Map only"], key=f"{state.COMPARE_PREFIX}show", required=True)
+state.default(state.COMPARE_SHOW, "Overlay", allowed=["Overlay", "Map only"])
+show = st.segmented_control("Show", ["Overlay", "Map only"], key=state.COMPARE_SHOW, required=True)
 results.show_cancelled()
 if not variants:
     st.info("Choose at least one method (or value) to compare.")

@@ -4,7 +4,6 @@ the agreement matrices and the difference view."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,37 +15,21 @@ from ui import display, export, params, resources, results, state
 from ui.display import Display
 from ui.results import Result
 from ui.view import View
+from ui.widgets.variants import Variant, choose_methods
 
 MODES = ["Methods", "One method, several settings"]
 DEFAULT_METHODS = ("gradcam", "gradient_x_input", "guided_backprop", "edges_sobel")
 MAX_VARIANTS = 8
-PENDING = f"{state.COMPARE_PREFIX}pending"
+METHODS_HELP = "Each uses the parameters last set for it on the Explore page (defaults otherwise)."
 AUTO_RUN_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
-class Variant:
-    label: str
-    info: sc.MethodInfo
-    params: dict[str, Any]
-
-
 # --- choosing variants ---------------------------------------------------------------------------------------
-def _explored_methods(view: View, ids: Sequence[str]) -> list[str]:
-    """Methods this session already ran on the current image, model and target (most recent last)."""
-    found: list[str] = []
-    for key, result in results.store().matching(view.base_key()):
-        target = key[3]
-        if result.method in ids and target in ((), view.target_key()) and result.method not in found:
-            found.append(result.method)
-    return found
-
-
 def choose_variants(view: View) -> list[Variant]:
     """The mode switch and its pickers; returns the variants to show."""
-    state.default(f"{state.COMPARE_PREFIX}mode", MODES[0], allowed=MODES)
+    state.default(state.COMPARE_MODE, MODES[0], allowed=MODES)
     mode = st.segmented_control(
-        "Compare", MODES, key=f"{state.COMPARE_PREFIX}mode", required=True, label_visibility="collapsed"
+        "Compare", MODES, key=state.COMPARE_MODE, required=True, label_visibility="collapsed"
     )
     if mode == MODES[0]:
         return _methods_variants(view)
@@ -54,24 +37,7 @@ def choose_variants(view: View) -> list[Variant]:
 
 
 def _methods_variants(view: View) -> list[Variant]:
-    infos = resources.methods(view.model.task)
-    by_id = {m.id: m for m in infos}
-    key = f"{state.COMPARE_PREFIX}methods"
-    explored = _explored_methods(view, list(by_id))
-    if key not in st.session_state or not isinstance(st.session_state[key], list):
-        first = explored[-MAX_VARIANTS:] if len(explored) >= 2 else [m for m in DEFAULT_METHODS if m in by_id]
-        st.session_state[key] = first
-    st.session_state[key] = [m for m in st.session_state[key] if m in by_id]
-    chosen = st.multiselect(
-        "Methods",
-        list(by_id),
-        key=key,
-        format_func=lambda i: f"{by_id[i].title} ({resources.family_title(by_id[i].family)})",
-        max_selections=MAX_VARIANTS,
-        help="Each uses the parameters last set for it on the Explore page (defaults otherwise).",
-    )
-    layers = view.model.layers()
-    return [Variant(by_id[m].title, by_id[m], params.values(by_id[m], layers)) for m in chosen]
+    return choose_methods(view, state.COMPARE_METHODS, DEFAULT_METHODS, MAX_VARIANTS, help=METHODS_HELP)
 
 
 def suggested_values(p: dict[str, Any], current: Any, layers: Sequence[str]) -> list[Any]:
@@ -122,20 +88,20 @@ def _sweep_variants(view: View) -> list[Variant]:
         m for m in resources.methods(view.model.task) if any(p["name"] != "batch_size" for p in m.params)
     ]
     by_id = {m.id: m for m in infos}
-    method_key = f"{state.COMPARE_PREFIX}sweep_method"
+    method_key = state.COMPARE_SWEEP_METHOD
     state.default(method_key, "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
     left, right = st.columns(2)
     method_id = left.selectbox("Method", list(by_id), key=method_key, format_func=lambda i: by_id[i].title)
     info = by_id[method_id]
     sweepable = [p for p in info.params if p["name"] != "batch_size"]
     names = [p["name"] for p in sweepable]
-    param_key = f"{state.COMPARE_PREFIX}sweep_param.{method_id}"
+    param_key = state.compare_sweep_param(method_id)
     state.default(param_key, names[0], allowed=names)
     name = right.selectbox("Vary", names, key=param_key)
     p = next(q for q in sweepable if q["name"] == name)
     layers = view.model.layers()
     base = params.values(info, layers)
-    values_key = f"{state.COMPARE_PREFIX}sweep_values.{method_id}.{name}"
+    values_key = state.compare_sweep_values(method_id, name)
     suggestions = suggested_values(p, base[name], layers)
     if p["type"] in ("layer", "choice", "bool"):
         state.default(values_key, suggestions[:MAX_VARIANTS])
@@ -188,11 +154,11 @@ def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
             type="primary",
             icon=":material/play_arrow:",
             on_click=results.request,
-            args=(PENDING, keys),
+            args=(state.COMPARE_PENDING, keys),
         )
-    if results.should_run(PENDING, keys, auto):
-        st.session_state[PENDING] = keys
-        done = results.run_with_progress(view, jobs, PENDING)
+    if results.should_run(state.COMPARE_PENDING, keys, auto):
+        st.session_state[state.COMPARE_PENDING] = keys
+        done = results.run_with_progress(view, jobs, state.COMPARE_PENDING)
         if all(r is not None for r in done):
             box.empty()
         return done
@@ -267,7 +233,7 @@ def difference_section(view: View, labels: Sequence[str], done: Sequence[Result]
     if len(done) < 2:
         return
     index = list(range(len(done)))
-    key_a, key_b = f"{state.COMPARE_PREFIX}diff_a", f"{state.COMPARE_PREFIX}diff_b"
+    key_a, key_b = state.COMPARE_DIFF_A, state.COMPARE_DIFF_B
     state.default(key_a, 0, allowed=index)
     state.default(key_b, 1, allowed=index)
     pick_a, pick_b = st.columns(2)

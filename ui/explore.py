@@ -8,7 +8,7 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, evaluate_export, export, params, resources, results, share, state
+from ui import cards, display, export, params, resources, results, share, state
 from ui.view import View, model_saliency, prediction_picture
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
@@ -101,9 +101,8 @@ def _reference_panel(view: View, shown: display.Display) -> None:
         return
     found = results.lookup(view, reference, {})
     if found is None:
-        found = results.run_with_progress(
-            view, [(reference.title, reference, {})], f"{state.PENDING}.reference"
-        )[0]
+        jobs = [(reference.title, reference, {})]
+        found = results.run_with_progress(view, jobs, state.REFERENCE_PENDING)[0]
     probability = model_saliency(view)
     region, model_map, classical = st.columns(3, gap="medium")
     region.image(prediction_picture(view), caption="The predicted salient region", width="stretch")
@@ -127,7 +126,7 @@ def _reference_panel(view: View, shown: display.Display) -> None:
 
 
 def _exports(view: View, result: results.Result, shown: display.Display) -> None:
-    content = export.card(view, [result], shown, metrics=evaluate_export.metrics_for(view, result))
+    content = export.card(view, [result], shown, metrics=cards.metrics_for(view, result))
     stem = f"{export.file_stem(view)}_{result.method}"
     export.downloads(
         png=lambda: export.view_picture_png(view, result, shown),

@@ -67,7 +67,7 @@ def current() -> ImageChoice | None:
 
 def pil(choice: ImageChoice) -> Image.Image:
     """The decoded image (decoded once per session and image)."""
-    cache = st.session_state.setdefault("images.decoded", {})
+    cache = st.session_state.setdefault(state.DECODED, {})
     if choice.digest not in cache:
         cache.clear()  # one decoded image per session is enough
         cache[choice.digest] = sc.load_image(choice.data)

@@ -9,8 +9,6 @@ from ui import display, params, resources, results, state
 from ui.lessons import lesson
 from ui.view import View
 
-PENDING = "learn.pending"
-METHOD = "learn.method"
 AUTO_RUN_SECONDS = 2.0
 
 
@@ -36,12 +34,14 @@ def pick(view: View) -> sc.MethodInfo:
     infos = resources.methods(view.model.task)
     by_id = {m.id: m for m in infos}
     state.default(
-        METHOD, "guided_backprop" if "guided_backprop" in by_id else infos[0].id, allowed=list(by_id)
+        state.LEARN_METHOD,
+        "guided_backprop" if "guided_backprop" in by_id else infos[0].id,
+        allowed=list(by_id),
     )
     chosen = st.selectbox(
         "Method",
         list(by_id),
-        key=METHOD,
+        key=state.LEARN_METHOD,
         format_func=lambda i: f"{by_id[i].title} — {resources.family_title(by_id[i].family)}",
     )
     return by_id[chosen]
@@ -93,11 +93,11 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
             key=f"{state.ACTION_PREFIX}learn.run",
             icon=":material/play_arrow:",
             on_click=results.request,
-            args=(PENDING, keys),
+            args=(state.LEARN_PENDING, keys),
         )
-        if results.should_run(PENDING, keys, auto):
-            st.session_state[PENDING] = keys
-            stored = results.run_with_progress(view, jobs, PENDING)
+        if results.should_run(state.LEARN_PENDING, keys, auto):
+            st.session_state[state.LEARN_PENDING] = keys
+            stored = results.run_with_progress(view, jobs, state.LEARN_PENDING)
             if all(r is not None for r in stored):
                 slot.empty()
     results.show_cancelled()

@@ -20,10 +20,10 @@ _SLIDER_MAX_STEPS = 1100  # wider ranges get a number box (a slider that long is
 
 
 def key(method_id: str, name: str) -> str:
-    return f"{state.PARAM_PREFIX}{method_id}.{name}"
+    """The widget key of a method's parameter (see ui.state.param)."""
+    return state.param(method_id, name)
 
 
-DEFAULTED = "params.defaulted"  # {widget key: the default it was given}: unchanged ones follow the context
 DETECTOR_RISE_MASKS = 200
 DENSE_RISE_MASKS = 300
 
@@ -98,7 +98,7 @@ def _resolve(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> tu
     """(values, names whose value is the default): a value the user (or a link) set is kept while valid;
     one still at the default it was given follows the defaults of the current task and input."""
     out = defaults(info, layers, view)
-    given = st.session_state.get(DEFAULTED, {})
+    given = st.session_state.get(state.PARAMS_DEFAULTED, {})
     from_default = set(out)
     for p in info.params:
         k = key(info.id, p["name"])
@@ -170,7 +170,7 @@ def method_picker(
 def form(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> dict[str, Any]:
     """Widgets for every parameter (help text from the schema); returns their values."""
     current, from_default = _resolve(info, layers, view)
-    given = st.session_state.setdefault(DEFAULTED, {})
+    given = st.session_state.setdefault(state.PARAMS_DEFAULTED, {})
     for p in info.params:
         k = key(info.id, p["name"])
         if p["name"] in from_default:

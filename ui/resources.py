@@ -13,14 +13,9 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
+from saliency_core.methods import FAMILY_TITLES
 
 DEMO_MODEL = "shapes_demo"
-FAMILY_TITLES = {
-    "gradient": "Gradient-based",
-    "cam": "Class activation maps",
-    "perturbation": "Perturbation",
-    "reference": "Model-free references",
-}
 
 
 @st.cache_resource(show_spinner=False)

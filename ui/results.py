@@ -1,5 +1,5 @@
-"""Computed maps: a per-session store keyed by (image, model, target, method, params), and running methods
-with a progress bar and a cancel button.
+"""Computed maps: a per-session store (a ui.store.SessionStore) keyed by (image, model, target, method,
+params), and running methods with a progress bar and a cancel button (ui.widgets.progress).
 
 Display settings are not part of the key, so changing them never recomputes a map. Cancelling works through
 Streamlit itself: clicking Cancel makes Streamlit rerun the script, which stops the running one at its next
@@ -9,8 +9,7 @@ Streamlit call (the progress callback); the engine releases its lock and hooks i
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +18,11 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
+from saliency_core.methods.context import ProgressFn
 from ui import state
-from ui.progress import Job, run_jobs
+from ui.store import SessionStore, session_store
 from ui.view import View
+from ui.widgets.progress import Job, run_jobs
 
 MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
 
@@ -51,6 +52,10 @@ class Result:
     def seed(self) -> int | None:
         return self.params.get("seed")
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.map.nbytes)
+
 
 def params_key(params: dict[str, Any]) -> tuple:
     # batch_size changes how work is split, not the map (the engine ignores it too).
@@ -62,50 +67,9 @@ def request_key(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tupl
     return (*view.base_key(), target, info.id, params_key(params))
 
 
-class ResultStore:
+def store() -> SessionStore[Result]:
     """The session's maps, least recently used dropped first."""
-
-    def __init__(self, limit: int = MAX_RESULTS) -> None:
-        self.limit = limit
-        self._items: OrderedDict[tuple, Result] = OrderedDict()
-
-    def get(self, key: tuple) -> Result | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: tuple, result: Result) -> None:
-        self._items[key] = result
-        self._items.move_to_end(key)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def latest(self, prefix: tuple) -> Result | None:
-        """The most recent result whose key starts with `prefix` (e.g. the same view and method)."""
-        for key in reversed(self._items):
-            if key[: len(prefix)] == prefix:
-                return self._items[key]
-        return None
-
-    def matching(self, prefix: tuple) -> list[tuple[tuple, Result]]:
-        return [(k, r) for k, r in self._items.items() if k[: len(prefix)] == prefix]
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def nbytes(self) -> int:
-        return sum(r.map.nbytes for r in self._items.values())
-
-
-def store() -> ResultStore:
-    found = st.session_state.get(state.RESULTS)
-    if not isinstance(found, ResultStore):
-        found = st.session_state[state.RESULTS] = ResultStore()
-    return found
+    return session_store(state.RESULTS, MAX_RESULTS)
 
 
 def lookup(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> Result | None:
@@ -116,7 +80,7 @@ def compute(
     view: View,
     info: sc.MethodInfo,
     params: dict[str, Any],
-    progress: Callable[[float, str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> Result:
     """Run a method on the view (the engine may answer from its cache) and store the result."""
     target = view.target if info.needs_target else None
@@ -221,14 +185,14 @@ def format_seconds(seconds: float) -> str:
 def request(pending_key: str, key: Any) -> None:
     """on_click of a Run button: ask for `key` to be computed."""
     st.session_state[pending_key] = key
-    st.session_state.pop(f"{pending_key}.cancelled", None)
+    st.session_state.pop(state.cancelled_run(pending_key), None)
 
 
 def should_run(pending_key: str, key: Any, auto: bool) -> bool:
     """Whether to compute `key` now: asked for, or cheap enough to run by itself and not just cancelled."""
     if st.session_state.get(pending_key) == key:
         return True
-    return auto and st.session_state.get(f"{pending_key}.cancelled") != key
+    return auto and st.session_state.get(state.cancelled_run(pending_key)) != key
 
 
 def run_with_progress(

@@ -110,7 +110,7 @@ def apply_from_url() -> list[str]:
     if link.get("target"):
         try:
             st.session_state[state.TARGET] = int(link["target"])
-            st.session_state["sel.keep_target"] = True
+            st.session_state[state.KEEP_TARGET] = True
         except ValueError:
             problems.append(f"target '{link['target']}'")
     problems += _apply_target_details(link)
@@ -160,7 +160,7 @@ def _apply_target_details(link: dict[str, Any]) -> list[str]:
             problems.append(f"threshold={link['threshold']}")
     if link.get("keypoint"):
         st.session_state[state.KEYPOINT] = str(link["keypoint"])  # checked against the names when drawn
-        st.session_state["sel.keep_target"] = True
+        st.session_state[state.KEEP_TARGET] = True
     if link.get("region"):
         try:
             x0, y0, x1, y1 = (int(v) for v in str(link["region"]).split(","))
@@ -172,5 +172,5 @@ def _apply_target_details(link: dict[str, Any]) -> list[str]:
             st.session_state[state.REGION_ON] = True
             st.session_state[state.REGION_X] = (x0, x1)
             st.session_state[state.REGION_Y] = (y0, y1)
-            st.session_state["sel.keep_target"] = True
+            st.session_state[state.KEEP_TARGET] = True
     return problems

@@ -70,7 +70,7 @@ class View:
 
 def prepare(choice: ImageChoice, model: sc.LoadedModel) -> tuple[Any, np.ndarray]:
     """(model input, the picture it shows), prepared once per session, image and model."""
-    cache = st.session_state.setdefault("view.prepared", {})
+    cache = st.session_state.setdefault(state.PREPARED, {})
     key = (choice.digest, model.id, model.weights)
     if key not in cache:
         cache.clear()

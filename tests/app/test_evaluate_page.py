@@ -7,7 +7,8 @@ import json
 
 from app_helpers import texts
 
-from ui import evaluate_common, export, state
+from ui import export, state
+from ui.evaluate import common as evaluate_common
 
 EVALUATE = "pages/2_Evaluate.py"
 SECTION = "evaluate.section"

@@ -63,7 +63,7 @@ def test_export_card_png_and_npz(app) -> None:
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["PNG of the view", "Raw maps (.npz)", "JSON card"]
     view = at.session_state[state.VIEW]
-    result = at.session_state[state.RESULTS].latest(view.base_key())
+    _, result = at.session_state[state.RESULTS].matching(view.base_key())[-1]  # the most recent
     shown = display.Display(cmap="jet")
 
     card = json.loads(export.card_bytes(export.card(view, [result], shown)))

@@ -14,9 +14,9 @@ from typing import Any
 import streamlit as st
 
 import saliency_core as sc
+from saliency_core.methods.context import ProgressFn
 from ui import state
 
-ProgressFn = Callable[[float, str], None]
 _log = logging.getLogger(__name__)
 
 
@@ -29,7 +29,7 @@ class Job:
 
 
 def _on_cancel(pending_key: str, cancelled_flag: str) -> None:
-    st.session_state[f"{pending_key}.cancelled"] = st.session_state.get(pending_key)
+    st.session_state[state.cancelled_run(pending_key)] = st.session_state.get(pending_key)
     st.session_state[pending_key] = None
     st.session_state[cancelled_flag] = True
 

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 import streamlit as st
 
 import saliency_core as sc
-from ui import evaluate_common as common
-from ui import results
-from ui.evaluate_common import CurveEntry, Job, Variant
+from saliency_core.methods.context import ProgressFn
+from ui import cards, results, state
+from ui.cards import CurveEntry
+from ui.evaluate import common
 from ui.view import View
+from ui.widgets.progress import Job
+from ui.widgets.variants import Variant
 
-KEY = f"{common.PREFIX}faith."
-PENDING = f"{KEY}pending"
 KINDS = ("deletion", "insertion")
 SUBSTRATE_HELP = (
     "What removed pixels become: a blurred copy of the image (the RISE paper's choice), black, or the "
@@ -24,18 +25,18 @@ RANDOM = "random"
 
 
 def curve_key(view: View, method: str, params: dict, kind: str, steps: int, substrate: str) -> tuple:
-    return ("curve", *common.view_key(view), method, results.params_key(params), kind, steps, substrate)
+    return ("curve", *cards.view_key(view), method, results.params_key(params), kind, steps, substrate)
 
 
 def _entries(view: View, variant: Variant, steps: int, substrate: str) -> dict[str, CurveEntry | None]:
-    found = common.store()
+    found = cards.store()
     return {
         k: found.get(curve_key(view, variant.info.id, variant.params, k, steps, substrate)) for k in KINDS
     }
 
 
 def _random(view: View, steps: int, substrate: str) -> dict[str, CurveEntry | None]:
-    found = common.store()
+    found = cards.store()
     return {k: found.get(curve_key(view, RANDOM, {}, k, steps, substrate)) for k in KINDS}
 
 
@@ -47,21 +48,25 @@ def section(view: View) -> None:
     )
     if common.no_target(view):
         return
-    variants = common.choose_methods(view, f"{KEY}methods")
+    variants = common.choose_methods(view, state.FAITH_METHODS)
     left, right = st.columns(2, gap="medium")
-    st.session_state.setdefault(f"{KEY}steps", 20)
+    st.session_state.setdefault(state.FAITH_STEPS, 20)
     steps = left.slider(
         "Steps",
         5,
         100,
         step=5,
-        key=f"{KEY}steps",
+        key=state.FAITH_STEPS,
         help="How many equal shares of the pixels are removed (or inserted) one after another; each step is "
         "one forward pass (batched).",
     )
-    st.session_state.setdefault(f"{KEY}substrate", "blur")
+    st.session_state.setdefault(state.FAITH_SUBSTRATE, "blur")
     substrate = right.segmented_control(
-        "Substrate", list(sc.metrics.SUBSTRATES), key=f"{KEY}substrate", required=True, help=SUBSTRATE_HELP
+        "Substrate",
+        list(sc.metrics.SUBSTRATES),
+        key=state.FAITH_SUBSTRATE,
+        required=True,
+        help=SUBSTRATE_HELP,
     )
     common.show_cancelled()
     if not variants:
@@ -91,23 +96,23 @@ def _compute(view: View, variants: Sequence[Variant], steps: int, substrate: str
         else:
             lines.append("The maps are already computed in this session.")
         st.markdown("\n".join(lines))
-        common.run_button(PENDING, key, f"Compute {curves} curves")
-    if results.should_run(PENDING, key, auto=False):
+        common.run_button(state.FAITH_PENDING, key, f"Compute {curves} curves")
+    if results.should_run(state.FAITH_PENDING, key, auto=False):
         jobs = [_method_job(view, v, steps, substrate) for v in missing]
         if random_missing:
             jobs.append(_random_job(view, steps, substrate))
-        done = common.run_jobs(PENDING, jobs)
+        done = common.run_jobs(state.FAITH_PENDING, jobs)
         if all(d is not None for d in done):
             box.empty()
 
 
 def _method_job(view: View, variant: Variant, steps: int, substrate: str) -> Job:
-    def work(progress: common.ProgressFn) -> bool:
+    def work(progress: ProgressFn) -> bool:
         needs_map = results.lookup(view, variant.info, variant.params) is None
         parts = 3 if needs_map else 2
         result = common.map_for(view, variant, common.part(progress, 0, 1 / parts))
         for n, kind in enumerate(KINDS, start=parts - 2):
-            if common.store().get(curve_key(view, variant.info.id, variant.params, kind, steps, substrate)):
+            if cards.store().get(curve_key(view, variant.info.id, variant.params, kind, steps, substrate)):
                 continue
             metric = sc.metrics.deletion if kind == "deletion" else sc.metrics.insertion
             curve = metric(
@@ -120,19 +125,17 @@ def _method_job(view: View, variant: Variant, steps: int, substrate: str) -> Job
                 progress=common.part(progress, n / parts, (n + 1) / parts),
             )
             entry = CurveEntry(variant.label, variant.info.id, dict(variant.params), steps, curve)
-            common.store().put(
-                curve_key(view, variant.info.id, variant.params, kind, steps, substrate), entry
-            )
+            cards.store().put(curve_key(view, variant.info.id, variant.params, kind, steps, substrate), entry)
         return True
 
     return Job(variant.label, work)
 
 
 def _random_job(view: View, steps: int, substrate: str) -> Job:
-    def work(progress: common.ProgressFn) -> bool:
+    def work(progress: ProgressFn) -> bool:
         for n, kind in enumerate(KINDS):
             key = curve_key(view, RANDOM, {}, kind, steps, substrate)
-            if common.store().get(key):
+            if cards.store().get(key):
                 continue
             curve = sc.metrics.random_curve(
                 view.model,
@@ -144,7 +147,7 @@ def _random_job(view: View, steps: int, substrate: str) -> Job:
                 seed=0,
                 progress=common.part(progress, n / 2, (n + 1) / 2),
             )
-            common.store().put(key, CurveEntry("Random order", RANDOM, {"seed": 0}, steps, curve))
+            cards.store().put(key, CurveEntry("Random order", RANDOM, {"seed": 0}, steps, curve))
         return True
 
     return Job("Random order", work)

@@ -1,37 +1,15 @@
-"""The shared sidebar: image source, model (with weights status) and target; builds the current View.
-
-Every page runs under it (app.py draws it before the page), and its choices live in st.session_state, so
-they carry across pages.
-"""
+"""Sidebar: the image section (source, upload, camera) and the gallery of bundled samples."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import saliency_core as sc
-from ui import images, resources, sidebar_model, sidebar_target, state
-from ui.view import View
+from ui import images, resources, state
 
 SOURCES = ["Samples", "Upload", "Camera"]
 
 
-def render() -> View | None:
-    """Draw the sidebar and store the resulting view (or None) for the page."""
-    view = None
-    with st.sidebar:
-        source = _image_section()
-        choice = images.current()
-        model = sidebar_model.section()
-        if choice is not None and model is not None:
-            view = sidebar_target.section(choice, model)
-        if source == "Samples":
-            # Last, so that model and target stay in sight above the (long) gallery.
-            _gallery(resources.samples())
-    st.session_state[state.VIEW] = view
-    return view
-
-
-# --- image ---------------------------------------------------------------------------------------------
 def sample_label(sample: sc.Sample) -> str:
     """A label that fits under a thumbnail: the shape and scene number, or the photo's first word."""
     if sample.kind == "synthetic" and sample.label:
@@ -40,7 +18,8 @@ def sample_label(sample: sc.Sample) -> str:
     return sample.id.split("_")[0]
 
 
-def _image_section() -> str:
+def section() -> str:
+    """The image source and, for uploads and the camera, their widgets; returns the source."""
     st.subheader("Image")
     samples = resources.samples()
     if images.current() is None and samples:
@@ -64,7 +43,8 @@ def _image_section() -> str:
     return str(source)
 
 
-def _gallery(samples: list[sc.Sample]) -> None:
+def gallery(samples: list[sc.Sample]) -> None:
+    """The bundled samples as thumbnails, each with a button that makes it the image in use."""
     st.subheader("Samples")
     if not samples:
         st.info("No bundled samples are installed; upload an image instead.")
@@ -97,13 +77,13 @@ def _uploader() -> None:
         max_upload_size=images.MAX_BYTES // 2**20,
         help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame), up to 25 MB.",
     )
-    if upload is not None and st.session_state.get("sel.upload_id") != upload.file_id:
-        st.session_state["sel.upload_id"] = upload.file_id
+    if upload is not None and st.session_state.get(state.UPLOAD_ID) != upload.file_id:
+        st.session_state[state.UPLOAD_ID] = upload.file_id
         images.accept(upload.getvalue(), upload.name, "upload")
 
 
 def _camera() -> None:
     shot = st.camera_input("Take a picture", key=f"{state.ACTION_PREFIX}camera")
-    if shot is not None and st.session_state.get("sel.camera_id") != shot.file_id:
-        st.session_state["sel.camera_id"] = shot.file_id
+    if shot is not None and st.session_state.get(state.CAMERA_ID) != shot.file_id:
+        st.session_state[state.CAMERA_ID] = shot.file_id
         images.accept(shot.getvalue(), "camera picture", "camera")

@@ -7,7 +7,8 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import images, resources, sidebar_model, state
+from ui import images, resources, state
+from ui.sidebar.model import weights_key
 from ui.view import View, prediction_picture, prepare, top_k
 
 THRESHOLD_DEFAULT = 0.5
@@ -41,20 +42,20 @@ def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
     except sc.SaliencyError as exc:
         st.error(f"The model cannot run on this image: {exc}")
         return None
-    weights = sidebar_model.weights_key(model.id)
+    weights = weights_key(model.id)
     base = (choice.digest, model.id, weights)
     lost = ""
-    if st.session_state.get("sel.base") != base:
+    if st.session_state.get(state.BASE) != base:
         # A new image or model: its predictions differ, so start from the top one (unless a link chose).
-        st.session_state["sel.base"] = base
-        if not st.session_state.pop("sel.keep_target", False):
+        st.session_state[state.BASE] = base
+        if not st.session_state.pop(state.KEEP_TARGET, False):
             st.session_state[state.TARGET] = 0
             for key in _PER_BASE:
                 st.session_state.pop(key, None)
     else:
         previous = st.session_state.get(state.TARGET)
         if isinstance(previous, int) and previous >= len(predictions):
-            lost = st.session_state.get("sel.target_label", "")
+            lost = st.session_state.get(state.TARGET_LABEL, "")
     options = list(range(len(predictions)))
     state.default(state.TARGET, 0, allowed=options)
     index = 0
@@ -102,9 +103,9 @@ def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
     if problem:
         st.warning(problem, icon=":material/search_off:")
     if view.target is not None:
-        st.session_state["sel.target_label"] = view.target_label
+        st.session_state[state.TARGET_LABEL] = view.target_label
     else:
-        st.session_state.pop("sel.target_label", None)
+        st.session_state.pop(state.TARGET_LABEL, None)
     if task != "classification":
         st.image(
             prediction_picture(view),

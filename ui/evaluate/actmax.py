@@ -7,17 +7,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import saliency_core as sc
-from ui import evaluate_common as common
-from ui import results, state
-from ui.evaluate_common import ActMaxEntry, Job
+from saliency_core.methods.context import ProgressFn
+from ui import cards, results, state
+from ui.cards import ActMaxEntry
+from ui.evaluate import common
 from ui.view import View
+from ui.widgets.progress import Job
 
-KEY = f"{common.PREFIX}am."
-PENDING = f"{KEY}pending"
 OBJECTIVES = ["Class score", "Layer channel"]
 STARTS = ["Noise", "Current image"]
 # Chosen on the demo model: shapes appear within a hundred steps (lr 0.05 leaves mostly noise).
-DEFAULTS = {"steps": 96, "lr": 0.2, "jitter": 4, "blur_sigma": 1.0, "blur_every": 2, "seed": 0, "channel": 0}
+DEFAULTS = {
+    state.AM_STEPS: 96,
+    state.AM_LR: 0.2,
+    state.AM_JITTER: 4,
+    state.AM_BLUR_SIGMA: 1.0,
+    state.AM_BLUR_EVERY: 2,
+    state.AM_SEED: 0,
+    state.AM_CHANNEL: 0,
+}
 
 
 def section(view: View) -> None:
@@ -29,9 +37,9 @@ def section(view: View) -> None:
     settings = _controls(view)
     common.show_cancelled()
     key = entry_key(view, settings)
-    entry = common.store().get(key)
-    if entry is None and results.should_run(PENDING, key, auto=False):
-        entry = common.run_jobs(PENDING, [_job(view, settings, key)])[0]
+    entry = cards.store().get(key)
+    if entry is None and results.should_run(state.AM_PENDING, key, auto=False):
+        entry = common.run_jobs(state.AM_PENDING, [_job(view, settings, key)])[0]
     if entry is None:
         st.caption("Press **Optimise** to start.")
         return
@@ -44,17 +52,17 @@ def entry_key(view: View, settings: dict) -> tuple:
 
 
 def _controls(view: View) -> dict:
-    for name, value in DEFAULTS.items():
-        state.default(f"{KEY}{name}", value)
+    for key, value in DEFAULTS.items():
+        state.default(key, value)
     classification = view.model.task == "classification" and bool(view.model.categories)
     objectives = OBJECTIVES if classification else OBJECTIVES[1:]
     settings: dict = {}
     with st.container(border=True):
         what, start_col = st.columns(2, gap="medium")
-        state.default(f"{KEY}objective", objectives[0], allowed=objectives)
-        objective = what.segmented_control("Maximise", objectives, key=f"{KEY}objective", required=True)
-        state.default(f"{KEY}start", STARTS[0], allowed=STARTS)
-        start = start_col.segmented_control("Start from", STARTS, key=f"{KEY}start", required=True)
+        state.default(state.AM_OBJECTIVE, objectives[0], allowed=objectives)
+        objective = what.segmented_control("Maximise", objectives, key=state.AM_OBJECTIVE, required=True)
+        state.default(state.AM_START, STARTS[0], allowed=STARTS)
+        start = start_col.segmented_control("Start from", STARTS, key=state.AM_START, required=True)
         settings["start"] = "noise" if start == "Noise" else "image"
         if not classification:
             st.caption(
@@ -64,7 +72,7 @@ def _controls(view: View) -> dict:
         left, right = st.columns(2, gap="medium")
         if objective == "Class score":
             names = view.model.categories
-            k = f"{KEY}class.{view.info.id}"
+            k = state.am_class(view.info.id)
             state.default(k, int(getattr(view.target, "index", 0) or 0), allowed=list(range(len(names))))
             index = left.selectbox(
                 "Class", list(range(len(names))), key=k, format_func=lambda i: f"{i}: {names[i]}"
@@ -72,43 +80,43 @@ def _controls(view: View) -> dict:
             settings |= {"objective": "class", "class": int(index)}
         else:
             layers = view.model.layers()
-            k = f"{KEY}layer.{view.info.id}"
+            k = state.am_layer(view.info.id)
             state.default(k, layers[0], allowed=layers)
             layer = left.selectbox("Layer", layers, key=k)
             channel = right.number_input(
-                "Channel", 0, None, step=1, key=f"{KEY}channel", help="Which channel of the layer (from 0)."
+                "Channel", 0, None, step=1, key=state.AM_CHANNEL, help="Which channel of the layer (from 0)."
             )
             settings |= {"objective": "channel", "layer": layer, "channel": int(channel)}
         one, two, three = st.columns(3, gap="medium")
         settings["steps"] = int(
-            one.slider("Steps", 1, 512, key=f"{KEY}steps", help="Optimiser (Adam) steps.")
+            one.slider("Steps", 1, 512, key=state.AM_STEPS, help="Optimiser (Adam) steps.")
         )
         settings["lr"] = float(
-            two.slider("Learning rate", 0.005, 0.5, step=0.005, key=f"{KEY}lr", help="Adam's step size.")
+            two.slider("Learning rate", 0.005, 0.5, step=0.005, key=state.AM_LR, help="Adam's step size.")
         )
         settings["jitter"] = int(
-            three.slider("Jitter (px)", 0, 32, key=f"{KEY}jitter", help="Random shift before every step.")
+            three.slider("Jitter (px)", 0, 32, key=state.AM_JITTER, help="Random shift before every step.")
         )
         settings["blur_sigma"] = float(
-            one.slider("Blur (sigma)", 0.0, 2.0, step=0.1, key=f"{KEY}blur_sigma", help="0: no blur.")
+            one.slider("Blur (sigma)", 0.0, 2.0, step=0.1, key=state.AM_BLUR_SIGMA, help="0: no blur.")
         )
         settings["blur_every"] = int(
-            two.slider("Blur every (steps)", 0, 16, key=f"{KEY}blur_every", help="0: never.")
+            two.slider("Blur every (steps)", 0, 16, key=state.AM_BLUR_EVERY, help="0: never.")
         )
-        settings["seed"] = int(three.number_input("Seed", 0, 2**31 - 1, step=1, key=f"{KEY}seed"))
+        settings["seed"] = int(three.number_input("Seed", 0, 2**31 - 1, step=1, key=state.AM_SEED))
         seconds = _estimate(view, settings["steps"])
         st.caption(
             f":material/timer: **Cost:** {settings['steps']} forward + {settings['steps']} backward passes"
             + (f", about {results.format_seconds(seconds)}" if seconds else " (time known after a first run)")
             + ". Only the input is optimised: the model's weights never change."
         )
-        common.run_button(PENDING, entry_key(view, settings), "Optimise")
+        common.run_button(state.AM_PENDING, entry_key(view, settings), "Optimise")
     return settings
 
 
 def _estimate(view: View, steps: int) -> float | None:
     """Seconds for `steps` steps, from the last run on this model (None before the first)."""
-    runs = [e for _, e in common.store().matching(("actmax", view.info.id, view.weights))]
+    runs = [e for _, e in cards.store().matching(("actmax", view.info.id, view.weights))]
     if not runs:
         return None
     last = runs[-1].result
@@ -116,7 +124,7 @@ def _estimate(view: View, steps: int) -> float | None:
 
 
 def _job(view: View, settings: dict, key: tuple) -> Job:
-    def work(progress: common.ProgressFn) -> ActMaxEntry:
+    def work(progress: ProgressFn) -> ActMaxEntry:
         objective = settings["class"] if settings["objective"] == "class" else "channel"
         found = sc.metrics.activation_maximization(
             view.model,
@@ -134,7 +142,7 @@ def _job(view: View, settings: dict, key: tuple) -> Job:
             progress=progress,
         )
         entry = ActMaxEntry((view.info.id, view.weights), dict(settings), found)
-        common.store().put(key, entry)
+        cards.store().put(key, entry)
         return entry
 
     return Job("Activation maximisation", work)

@@ -7,13 +7,13 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, params, resources, results, state
-from ui import evaluate_common as common
-from ui.evaluate_common import Job, SanityEntry
+from saliency_core.methods.context import ProgressFn
+from ui import cards, display, params, resources, results, state
+from ui.cards import SanityEntry
+from ui.evaluate import common
 from ui.view import View
+from ui.widgets.progress import Job
 
-KEY = f"{common.PREFIX}sanity."
-PENDING = f"{KEY}pending"
 TESTS = {"Cascading": "cascading", "Independent": "independent", "Random logit": "random_logit"}
 EXPLAIN = {
     "cascading": "Re-initialise the model's blocks from the output down, one more at each stage, and recompute "
@@ -39,8 +39,8 @@ def section(view: View) -> None:
     by_id = {m.id: m for m in infos}
     layers = view.model.layers()
     with st.container(border=True):
-        state.default(f"{KEY}test", "Cascading", allowed=list(tests))
-        test = st.segmented_control("Test", list(tests), key=f"{KEY}test", required=True)
+        state.default(state.SANITY_TEST, "Cascading", allowed=list(tests))
+        test = st.segmented_control("Test", list(tests), key=state.SANITY_TEST, required=True)
         kind = tests[str(test)]
         explain = EXPLAIN[kind]
         if view.model.task != "classification":
@@ -48,11 +48,13 @@ def section(view: View) -> None:
                 " (The random-logit test needs class logits: it applies to classification models only.)"
             )
         st.caption(explain)
-        state.default(f"{KEY}method", "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
+        state.default(
+            state.SANITY_METHOD, "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id)
+        )
         form, more = st.columns(2, gap="medium")
         with form:
             method = st.selectbox(
-                "Method", list(by_id), key=f"{KEY}method", format_func=lambda i: by_id[i].title
+                "Method", list(by_id), key=state.SANITY_METHOD, format_func=lambda i: by_id[i].title
             )
             info = by_id[method]
             st.caption("Its parameters (shared with Explore):")
@@ -63,16 +65,18 @@ def section(view: View) -> None:
         text, _ = results.estimate_text(view, info, values)
         st.caption(f":material/timer: **Cost:** {maps} maps of {info.title}, each {text}")
         key = entry_key(view, kind, info.id, values, stages, seed)
-        common.run_button(PENDING, key, "Run the check", disabled=not stages and kind != "random_logit")
+        common.run_button(
+            state.SANITY_PENDING, key, "Run the check", disabled=not stages and kind != "random_logit"
+        )
     st.info(
         "Randomisation runs on a private copy of the model: the shared model, and every map computed from "
         "it, stays untouched.",
         icon=":material/content_copy:",
     )
     common.show_cancelled()
-    entry = common.store().get(key)
-    if entry is None and results.should_run(PENDING, key, auto=False):
-        entry = common.run_jobs(PENDING, [_job(view, kind, info, values, stages, seed)])[0]
+    entry = cards.store().get(key)
+    if entry is None and results.should_run(state.SANITY_PENDING, key, auto=False):
+        entry = common.run_jobs(state.SANITY_PENDING, [_job(view, kind, info, values, stages, seed)])[0]
     if entry is None:
         st.caption("Press **Run the check** to compute it.")
         return
@@ -84,14 +88,14 @@ def section(view: View) -> None:
 
 def entry_key(view: View, kind: str, method: str, values: dict, stages: list[str], seed: int) -> tuple:
     used = () if kind == "random_logit" else tuple(stages)
-    return ("sanity", *common.view_key(view), kind, method, results.params_key(values), used, seed)
+    return ("sanity", *cards.view_key(view), kind, method, results.params_key(values), used, seed)
 
 
 def _run_controls(view: View, kind: str) -> tuple[list[str], int]:
     stages: list[str] = []
     if kind != "random_logit":
         options = sc.metrics.default_stages(view.model.module)
-        k = f"{KEY}stages.{view.info.id}"
+        k = state.sanity_stages(view.info.id)
         if not isinstance(st.session_state.get(k), list):
             st.session_state[k] = list(options)
         st.session_state[k] = [s for s in st.session_state[k] if s in options]
@@ -102,13 +106,13 @@ def _run_controls(view: View, kind: str) -> tuple[list[str], int]:
             help="The model's learnable blocks, from the output down. Fewer blocks: a quicker check.",
         )
         stages = [s for s in options if s in chosen]
-    state.default(f"{KEY}seed", 0)
+    state.default(state.SANITY_SEED, 0)
     seed = st.number_input(
         "Seed",
         0,
         2**31 - 1,
         step=1,
-        key=f"{KEY}seed",
+        key=state.SANITY_SEED,
         help="Seeds the re-initialised weights (or, for the random-logit test, the other class).",
     )
     return stages, int(seed)
@@ -117,7 +121,7 @@ def _run_controls(view: View, kind: str) -> tuple[list[str], int]:
 def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[str], seed: int) -> Job:
     key = entry_key(view, kind, info.id, values, stages, seed)
 
-    def work(progress: common.ProgressFn) -> SanityEntry:
+    def work(progress: ProgressFn) -> SanityEntry:
         if kind == "random_logit":
             found = sc.metrics.random_logit(
                 view.model, view.x, view.target, info.id, seed=seed, progress=progress, method_params=values
@@ -160,7 +164,7 @@ def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[
                 [float(v) for v in found.spearman],
                 [float(v) for v in found.ssim],
             )
-        common.store().put(key, entry)
+        cards.store().put(key, entry)
         return entry
 
     return Job(f"{info.title}: {kind.replace('_', ' ')} check", work)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import saliency_core as sc
-from ui import resources, state, weights_files
+from ui import resources, state
+from ui.sidebar import weights_files
 
 RANDOM_WARNING = "Random weights: maps are meaningless except for teaching."
 
@@ -135,16 +136,12 @@ def _back_to_default(model_id: str) -> None:
     )
 
 
-def _upload_key(model_id: str) -> str:
-    return f"{state.ACTION_PREFIX}weights_file.{model_id}"
-
-
 def _weights_uploader(info: sc.ModelInfo) -> None:
     """The weights-file uploader (its file is taken by `_receive_weights_file` on the next run)."""
     st.file_uploader(
         f"Weights file for {info.title} (.pth or .safetensors)",
         type=weights_files.TYPES,
-        key=_upload_key(info.id),
+        key=state.weights_upload(info.id),
         max_upload_size=weights_files.MAX_MB,
         help="A state dict saved with torch.save, or a .safetensors file. It is read as data only "
         "(pickled code is refused), checked against the architecture, and not kept on disk.",
@@ -155,8 +152,8 @@ def _weights_uploader(info: sc.ModelInfo) -> None:
 
 
 def _receive_weights_file(info: sc.ModelInfo) -> None:
-    upload = st.session_state.get(_upload_key(info.id))
-    seen = st.session_state.setdefault("sel.weights_upload_ids", {})
+    upload = st.session_state.get(state.weights_upload(info.id))
+    seen = st.session_state.setdefault(state.WEIGHTS_UPLOAD_IDS, {})
     if upload is None or seen.get(info.id) == upload.file_id:
         return
     seen[info.id] = upload.file_id

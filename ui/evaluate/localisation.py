@@ -11,15 +11,13 @@ from PIL import Image, ImageDraw
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, resources, results, state
-from ui import evaluate_common as common
-from ui.evaluate_common import PointingEntry, PointingRow, Variant
+from ui import cards, display, resources, results, state
+from ui.cards import PointingEntry, PointingRow
+from ui.evaluate import common
 from ui.results import Result
 from ui.view import View
+from ui.widgets.variants import Variant
 
-KEY = f"{common.PREFIX}loc."
-PENDING = f"{KEY}pending"
-MASKS = "evaluations.masks"
 REGIONS = ["Ground-truth mask", "Box"]
 AUTO_RUN_SECONDS = 3.0
 HIT, MISS = (30, 190, 80), (235, 50, 50)
@@ -28,7 +26,7 @@ COORDS = ("x0", "y0", "x1", "y1")
 
 
 def pointing_key(view: View) -> tuple:
-    return ("pointing", *common.view_key(view))
+    return ("pointing", *cards.view_key(view))
 
 
 def sample_mask(view: View) -> tuple[np.ndarray, str | None] | None:
@@ -36,7 +34,7 @@ def sample_mask(view: View) -> tuple[np.ndarray, str | None] | None:
     sample = resources.sample(view.image.sample_id) if view.image.sample_id else None
     if sample is None or sample.mask_path is None:
         return None
-    cache = st.session_state.setdefault(MASKS, {})
+    cache = st.session_state.setdefault(state.EVALUATION_MASKS, {})
     key = (view.image.digest, view.info.id)
     if key not in cache:
         cache.clear()
@@ -54,24 +52,24 @@ def section(view: View) -> None:
     )
     if common.no_target(view):
         return
-    variants = common.choose_methods(view, f"{KEY}methods")
+    variants = common.choose_methods(view, state.LOC_METHODS)
     found = sample_mask(view)
     top = st.columns(2, gap="medium")
     if found is not None:
-        state.default(f"{KEY}region", REGIONS[0], allowed=REGIONS)
-        region_kind = top[0].segmented_control("Ground truth", REGIONS, key=f"{KEY}region", required=True)
+        state.default(state.LOC_REGION, REGIONS[0], allowed=REGIONS)
+        region_kind = top[0].segmented_control("Ground truth", REGIONS, key=state.LOC_REGION, required=True)
     else:
         region_kind = "Box"
         top[0].caption(
             "Ground truth: a box you enter. Only the bundled synthetic scenes carry an object mask; pick one "
             "in the sidebar to test against it."
         )
-    state.default(f"{KEY}tolerance", 15)
+    state.default(state.LOC_TOLERANCE, 15)
     tolerance = top[1].slider(
         "Tolerance (px)",
         0,
         50,
-        key=f"{KEY}tolerance",
+        key=state.LOC_TOLERANCE,
         help="A hit when the map's maximum lies within this many pixels of the object (15 in the original "
         "pointing game).",
     )
@@ -102,7 +100,7 @@ def section(view: View) -> None:
     if not pairs:
         return
     entry = _evaluate(pairs, region, box, float(tolerance))
-    common.store().put(pointing_key(view), entry)
+    cards.store().put(pointing_key(view), entry)
     _show(view, pairs, entry, region)
 
 
@@ -121,11 +119,10 @@ def _default_box(view: View, mask: np.ndarray | None) -> tuple[int, int, int, in
 def _box_inputs(view: View, mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
     """Four number boxes (input pixels), reset to a sensible box when the image, model or target changes."""
     height, width = view.picture.shape[:2]
-    owner = f"{KEY}box.for"
-    if st.session_state.get(owner) != common.view_key(view):
-        st.session_state[owner] = common.view_key(view)
+    if st.session_state.get(state.LOC_BOX_FOR) != cards.view_key(view):
+        st.session_state[state.LOC_BOX_FOR] = cards.view_key(view)
         for name, value in zip(COORDS, _default_box(view, mask)):
-            st.session_state[f"{KEY}box.{name}"] = value
+            st.session_state[state.loc_box(name)] = value
     st.caption(
         f"Box in the model's input pixels (the picture is {width}×{height}); x to the right, y down, "
         "(x0, y0) the top-left corner."
@@ -134,7 +131,7 @@ def _box_inputs(view: View, mask: np.ndarray | None) -> tuple[int, int, int, int
     values = []
     for column, name in zip(columns, COORDS):
         limit = width if name.startswith("x") else height
-        k = f"{KEY}box.{name}"
+        k = state.loc_box(name)
         st.session_state[k] = int(min(max(int(st.session_state.get(k, 0)), 0), limit))
         values.append(int(column.number_input(name, 0, limit, step=1, key=k)))
     x0, y0, x1, y1 = values
@@ -159,10 +156,12 @@ def _maps(view: View, variants: Sequence[Variant]) -> list[Result | None]:
         st.markdown(
             f"{len(missing)} map{'s' if len(missing) > 1 else ''} still to compute:\n" + "\n".join(texts)
         )
-        common.run_button(PENDING, keys, "Compute the maps")
-    if results.should_run(PENDING, keys, auto):
-        st.session_state[PENDING] = keys
-        done = results.run_with_progress(view, [(v.label, v.info, v.params) for v in variants], PENDING)
+        common.run_button(state.LOC_PENDING, keys, "Compute the maps")
+    if results.should_run(state.LOC_PENDING, keys, auto):
+        st.session_state[state.LOC_PENDING] = keys
+        done = results.run_with_progress(
+            view, [(v.label, v.info, v.params) for v in variants], state.LOC_PENDING
+        )
         if all(r is not None for r in done):
             box.empty()
         return done
