@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .engine import CancelFn, ProgressFn
 from .errors import InvalidParameter
 from .hooks import capture_layers
 from .methods.common import gaussian_blur
+from .methods.context import CancelFn, ProgressFn
 from .models.loaded import LoadedModel
 from .targets import ClassTarget, Target, as_target
 

@@ -45,7 +45,6 @@ class Capture:
 
     def __init__(self) -> None:
         self.outputs: dict[str, torch.Tensor] = {}
-        self.calls: dict[str, int] = {}
 
 
 def _select(output: object, key: str) -> torch.Tensor:
@@ -107,7 +106,6 @@ def capture_layers(module: nn.Module, names: Sequence[str]) -> Iterator[Capture]
         def hook(_mod: nn.Module, _inputs: object, output: object) -> object:
             tensor = _first_tensor(output) if key is None else _select(output, key)
             capture.outputs[name] = tensor
-            capture.calls[name] = capture.calls.get(name, 0) + 1
             if not tensor.requires_grad:
                 return None
             # A later in-place op (ReLU(inplace=True)) would overwrite the captured tensor and

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,11 +11,10 @@ from torch import nn
 
 from ..engine import should_cancel
 from ..errors import Cancelled, InvalidParameter
+from ..methods.context import CancelFn, ProgressFn
 from ..models.loaded import LoadedModel
 from ..targets import Target
 
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 MapLike = torch.Tensor | np.ndarray
 
 
