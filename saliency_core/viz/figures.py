@@ -1,0 +1,95 @@
+"""Interactive plotly figures: a saliency heatmap with raw values on hover, and a labelled matrix. plotly is
+imported only when a figure is built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .colormaps import plotly_colorscale
+from .maps import as_map, normalise, resize_map, to_numpy
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+
+def heatmap_figure(
+    saliency: Any,
+    map01: Any | None = None,
+    cmap: str = "inferno",
+    title: str = "",
+    height: int = 420,
+    zrange: tuple[float, float] = (0.0, 1.0),
+) -> go.Figure:
+    """An interactive heatmap: colours from the display map, hover showing the raw and normalised values.
+
+    `saliency` is the raw (signed) map; `map01` what is displayed (default: `normalise(saliency)`), on the
+    colour range `zrange` (e.g. (-1, 1) for a difference of two maps).
+    """
+    import plotly.graph_objects as go
+
+    raw = as_map(saliency)
+    shown = as_map(map01) if map01 is not None else normalise(raw)
+    if shown.shape != raw.shape:
+        shown = resize_map(shown, raw.shape)
+    figure = go.Figure(
+        go.Heatmap(
+            z=shown,
+            customdata=raw,
+            zmin=float(zrange[0]),
+            zmax=float(zrange[1]),
+            colorscale=plotly_colorscale(cmap),
+            colorbar={"thickness": 10, "len": 0.9, "outlinewidth": 0, "tickfont": {"size": 10}},
+            hovertemplate="x %{x}, y %{y}<br>value %{customdata:.4g}<br>shown %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_yaxes(
+        autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False, showgrid=False
+    )
+    figure.update_xaxes(constrain="domain", showticklabels=False, showgrid=False)
+    figure.update_layout(
+        title={"text": title} if title else None,
+        height=height,
+        margin={"l": 0, "r": 0, "t": 32 if title else 0, "b": 0},
+    )
+    return figure
+
+
+def matrix_figure(
+    matrix: Any,
+    names: Sequence[str],
+    title: str = "",
+    zmin: float = -1.0,
+    zmax: float = 1.0,
+    cmap: str = "coolwarm",
+    height: int = 420,
+) -> go.Figure:
+    """A labelled square matrix (e.g. agreement between maps) with each value written in its cell."""
+    import plotly.graph_objects as go
+
+    values = to_numpy(matrix)
+    labels = list(names)
+    text = [[f"{v:.2f}" if np.isfinite(v) else "–" for v in row] for row in values]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=labels,
+            y=labels,
+            zmin=zmin,
+            zmax=zmax,
+            colorscale=plotly_colorscale(cmap),
+            text=text,
+            texttemplate="%{text}",
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            colorbar={"thickness": 12},
+        )
+    )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(
+        title={"text": title} if title else None,
+        height=height,
+        margin={"l": 8, "r": 8, "t": 36 if title else 8, "b": 8},
+    )
+    return figure
