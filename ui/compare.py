@@ -18,7 +18,6 @@ from ui.view import View
 from ui.widgets.variants import Variant, choose_methods
 
 MODES = ["Methods", "One method, several settings"]
-DEFAULT_METHODS = ("gradcam", "gradient_x_input", "guided_backprop", "edges_sobel")
 MAX_VARIANTS = 8
 METHODS_HELP = "Each uses the parameters last set for it on the Explore page (defaults otherwise)."
 AUTO_RUN_SECONDS = 3.0
@@ -37,7 +36,9 @@ def choose_variants(view: View) -> list[Variant]:
 
 
 def _methods_variants(view: View) -> list[Variant]:
-    return choose_methods(view, state.COMPARE_METHODS, DEFAULT_METHODS, MAX_VARIANTS, help=METHODS_HELP)
+    return choose_methods(
+        view, state.COMPARE_METHODS, resources.featured("compare"), MAX_VARIANTS, help=METHODS_HELP
+    )
 
 
 def suggested_values(p: dict[str, Any], current: Any, layers: Sequence[str]) -> list[Any]:
@@ -89,7 +90,7 @@ def _sweep_variants(view: View) -> list[Variant]:
     ]
     by_id = {m.id: m for m in infos}
     method_key = state.COMPARE_SWEEP_METHOD
-    state.default(method_key, "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id))
+    state.default(method_key, resources.first_featured("explore", list(by_id)), allowed=list(by_id))
     left, right = st.columns(2)
     method_id = left.selectbox("Method", list(by_id), key=method_key, format_func=lambda i: by_id[i].title)
     info = by_id[method_id]

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from saliency_core import viz
-from ui import state
+from ui import resources, state
 from ui.results import Result, describe_params, format_seconds
 from ui.view import View, prediction_picture
 
@@ -20,15 +20,6 @@ SIGN_HELP = (
     "Which part of the signed map to show. auto: the magnitude for gradient methods (their sign mostly "
     "follows the input's colours), the positive part otherwise. signed: both signs, use a diverging colormap."
 )
-# Methods whose maps are usually read by magnitude.
-_ABSOLUTE_BY_DEFAULT = {
-    "gradient",
-    "gradient_x_input",
-    "smoothgrad",
-    "integrated_gradients",
-    "guided_backprop",
-    "guided_gradcam",
-}
 
 
 @dataclass(frozen=True)
@@ -41,9 +32,11 @@ class Display:
     shared: bool = False
 
     def sign_for(self, method_id: str) -> str:
+        """The sign drawn: the user's choice, or for "auto" the one the method declares."""
         if self.sign != "auto":
             return self.sign
-        return "absolute" if method_id in _ABSOLUTE_BY_DEFAULT else "positive"
+        info = resources.method(method_id)
+        return info.sign if info is not None else "positive"
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -7,9 +7,8 @@ from typing import Any
 import streamlit as st
 
 import saliency_core as sc
-from saliency_core import viz
-from ui import cards, display, export, params, resources, results, share, state
-from ui.view import View, model_saliency, prediction_picture
+from ui import cards, display, export, params, results, share, state, tasks
+from ui.view import View, prediction_picture
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
 
@@ -92,37 +91,8 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
 
 
 def _reference_panel(view: View, shown: display.Display) -> None:
-    """Salient objects: the model's own saliency map beside the model-free spectral-residual map."""
-    if view.task != "salient_object":
-        return
-    st.subheader("The model's saliency and a classical reference")
-    reference = resources.method("spectral_residual")
-    if reference is None:
-        return
-    found = results.lookup(view, reference, {})
-    if found is None:
-        jobs = [(reference.title, reference, {})]
-        found = results.run_with_progress(view, jobs, state.REFERENCE_PENDING)[0]
-    probability = model_saliency(view)
-    region, model_map, classical = st.columns(3, gap="medium")
-    region.image(prediction_picture(view), caption="The predicted salient region", width="stretch")
-    model_map.image(
-        viz.apply_colormap(probability, shown.cmap),
-        caption=f"{view.info.title}: salient-object probability, {probability.min():.2f} … "
-        f"{probability.max():.2f} (its output, not an explanation)",
-        width="stretch",
-    )
-    if found is not None:
-        classical.image(
-            viz.apply_colormap(viz.normalise(found.map, "positive", shown.clip), shown.cmap),
-            caption="Spectral residual (Hou & Zhang 2007): model-free saliency, a classical reference",
-            width="stretch",
-        )
-    st.caption(
-        "The model's probability is drawn on a fixed 0 … 1 scale; the spectral residual is stretched to its "
-        "own range. The explanations above say which pixels drive the model's region; these say what the "
-        "model and a model-free detector of 'unexpected' image content call salient."
-    )
+    """What the task shows under the map (salient objects: the model's output beside a reference)."""
+    tasks.get(view.task).extra_panel(view, shown)
 
 
 def _exports(view: View, result: results.Result, shown: display.Display) -> None:

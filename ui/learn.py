@@ -6,7 +6,6 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import display, params, resources, results, state
-from ui.lessons import lesson
 from ui.view import View
 
 AUTO_RUN_SECONDS = 2.0
@@ -35,7 +34,7 @@ def pick(view: View) -> sc.MethodInfo:
     by_id = {m.id: m for m in infos}
     state.default(
         state.LEARN_METHOD,
-        "guided_backprop" if "guided_backprop" in by_id else infos[0].id,
+        resources.first_featured("learn", list(by_id)),
         allowed=list(by_id),
     )
     chosen = st.selectbox(
@@ -49,7 +48,7 @@ def pick(view: View) -> sc.MethodInfo:
 
 def section(view: View, info: sc.MethodInfo) -> None:
     """What the method computes, its parameters, cost, pitfalls and a live example."""
-    found = lesson(info.id)
+    found = info.lesson  # declared in the method's own file
     st.header(info.title)
     with st.container(horizontal=True, gap="small"):
         st.badge(resources.family_title(info.family), color="violet")
@@ -57,7 +56,7 @@ def section(view: View, info: sc.MethodInfo) -> None:
         if info.uses_layer:
             st.badge("uses a layer", color="gray")
     st.markdown(f"**What it computes.** {found.computes if found else info.description}")
-    if found:
+    if found and found.formula:
         st.latex(found.formula)
     st.markdown("**Parameters.**" + ("" if info.params else " None."))
     for p in info.params:
@@ -66,7 +65,8 @@ def section(view: View, info: sc.MethodInfo) -> None:
         st.markdown(f"- `{p['name']}` (default `{default}`): {p['help']} {extra}".rstrip())
     layers = view.model.layers()
     text, _ = results.estimate_text(view, info, params.defaults(info, layers))
-    st.markdown(f"**Cost.** {found.cost if found else ''} On {view.info.title}: {text}.")
+    cost = f"{found.cost} " if found and found.cost else ""
+    st.markdown(f"**Cost.** {cost}On {view.info.title}: {text}.")
     if found and found.pitfalls:
         st.markdown("**Known pitfalls.**\n" + "\n".join(f"- {p}" for p in found.pitfalls))
     paper = (found.paper if found else "") or getattr(info, "reference", "")

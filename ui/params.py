@@ -6,7 +6,6 @@ and Evaluate pages can read what the user set on Explore (`values`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +23,6 @@ def key(method_id: str, name: str) -> str:
     return state.param(method_id, name)
 
 
-DETECTOR_RISE_MASKS = 200
-DENSE_RISE_MASKS = 300
-
-
 def _current_view() -> Any:
     return st.session_state.get(state.VIEW)
 
@@ -35,34 +30,13 @@ def _current_view() -> Any:
 def task_defaults(info: sc.MethodInfo, view: Any = None) -> dict[str, Any]:
     """Defaults that replace the schema's for the view's task and input size.
 
-    The schema's defaults suit a 224-pixel classifier input. Detectors see up to 640 pixels and each of
-    their passes is far slower, so occlusion's patch and stride grow with the input (about 5 patches
-    across the longer side, half-overlapping: some 60 passes instead of 1,200) and RISE uses fewer,
-    proportionally larger cells (8 across) and fewer masks. Classification keeps the schema's defaults.
+    The schema's defaults suit a 224-pixel classifier input; a task whose inputs keep the image's size
+    (detectors see up to 640 pixels) gets the method's size-dependent defaults (`MethodSpec.size_defaults`).
     """
     view = view if view is not None else _current_view()
-    if view is None or view.task == "classification":
+    if view is None:
         return {}
-    side = max(int(v) for v in view.picture.shape[:2])
-    if info.id == "occlusion":
-        patch = max(8, round(side / 5 / 8) * 8)
-        return _clamped(info, {"patch": patch, "stride": max(1, patch // 2)})
-    if info.id == "rise":
-        masks = DETECTOR_RISE_MASKS if view.task in ("detection", "keypoints") else DENSE_RISE_MASKS
-        return _clamped(info, {"masks": masks, "cell": max(8, math.ceil(side / 8))})
-    return {}
-
-
-def _clamped(info: sc.MethodInfo, values: dict[str, Any]) -> dict[str, Any]:
-    schema = {p["name"]: p for p in info.params}
-    out = {}
-    for name, value in values.items():
-        p = schema.get(name)
-        if p is None:
-            continue
-        lo, hi = p.get("min"), p.get("max")
-        out[name] = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
-    return out
+    return sc.method_defaults(info.id, view.task, max(int(v) for v in view.picture.shape[:2]))
 
 
 def defaults(info: sc.MethodInfo, layers: Sequence[str], view: Any = None) -> dict[str, Any]:
@@ -135,7 +109,7 @@ def _set_family_method(methods_by_family: dict[str, list[str]]) -> None:
 
 def method_picker(
     task: str,
-    preferred: str = "gradcam",
+    preferred: str | None = None,
     family_area: Any = None,
     method_area: Any = None,
 ) -> sc.MethodInfo:
@@ -145,7 +119,8 @@ def method_picker(
     by_family: dict[str, list[str]] = {}
     for m in infos:
         by_family.setdefault(m.family, []).append(m.id)
-    state.default(state.METHOD, preferred if preferred in by_id else infos[0].id, allowed=list(by_id))
+    first = preferred if preferred in by_id else resources.first_featured("explore", list(by_id))
+    state.default(state.METHOD, first, allowed=list(by_id))
     st.session_state[state.FAMILY] = by_id[st.session_state[state.METHOD]].family
     family = (family_area or st).pills(
         "Method family",

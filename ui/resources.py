@@ -85,6 +85,16 @@ def method(method_id: str) -> sc.MethodInfo | None:
     return next((m for m in sc.list_methods() if m.id == method_id), None)
 
 
+def featured(view: str, task: str | None = None) -> list[str]:
+    """Ids of the methods `view` picks by default (for a task), as the methods declare."""
+    return sc.featured_methods(view, task)
+
+
+def first_featured(view: str, ids: list[str]) -> str:
+    """The first method featured in `view` among `ids` (else the first of `ids`)."""
+    return next((m for m in featured(view) if m in ids), ids[0])
+
+
 def family_title(family: str) -> str:
     return FAMILY_TITLES.get(family, family.title())
 

@@ -19,7 +19,7 @@ import streamlit as st
 import saliency_core as sc
 from saliency_core import viz
 from saliency_core.methods.context import ProgressFn
-from ui import state
+from ui import state, tasks
 from ui.store import SessionStore, session_store
 from ui.view import View
 from ui.widgets.progress import Job, run_jobs
@@ -143,17 +143,9 @@ def cost_warning(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> str
     if not slow:
         return ""
     when = f"about {format_seconds(est.seconds)}" if est.seconds is not None else f"{passes} passes"
-    what = "this model"
-    if view.task in ("detection", "keypoints"):
-        what = "a detector (every pass runs the whole detector on the full image)"
-    if info.id == "scorecam":
-        layer = params.get("layer")
-        return (
-            f"Score-CAM makes one forward pass per channel of {layer} ({est.forward_passes - 1} here) through "
-            f"{what}: {when}. Grad-CAM and its variants need one pass; a layer with fewer channels "
-            "is cheaper."
-        )
-    return f"{info.title} will take {when} on {what}. Fewer samples, masks or windows make it faster."
+    what = tasks.get(view.task).slow_what
+    hint = info.slow_hint(params, est.forward_passes, when, what)
+    return hint or f"{info.title} will take {when} on {what}. Fewer samples, masks or windows make it faster."
 
 
 def is_cheap(view: View, info: sc.MethodInfo, params: dict[str, Any], max_seconds: float) -> bool:

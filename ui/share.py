@@ -1,7 +1,7 @@
 """Share links: the Explore view of a bundled sample as URL query parameters, and applying such a link.
 
 `?sample=scene_00&model=shapes_demo&target=0&method=occlusion&p.patch=16&cmap=jet` reproduces the view:
-sample, model (and `weights=random` when used), target rank (with a detection `threshold`, a pose `keypoint`
+sample, model (and `weights=random` when used), target rank (with the task's fields, ui/tasks: a detection `threshold`, a pose `keypoint`
 name or a segmentation `region=x0,y0,x1,y1` where used), method, its parameters (`p.<name>`) and the
 display settings. Uploaded and camera images, and uploaded weights, are not stored anywhere, so their views
 cannot be shared.
@@ -16,7 +16,7 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, images, params, resources, state
+from ui import display, images, params, resources, state, tasks
 from ui.display import Display
 from ui.view import View
 
@@ -35,14 +35,7 @@ def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Displa
     }
     if view.weights == "random":
         out["weights"] = "random"
-    threshold = st.session_state.get(state.THRESHOLD)
-    if view.task in ("detection", "keypoints") and threshold is not None and threshold != 0.5:
-        out["threshold"] = str(threshold)
-    keypoint = getattr(view.target, "keypoint_name", None)
-    if view.task == "keypoints" and keypoint:
-        out["keypoint"] = keypoint
-    if view.task == "segmentation" and view.region is not None:
-        out["region"] = ",".join(str(v) for v in view.region)
+    out.update(tasks.get(view.task).share_fields(view))  # a threshold, a keypoint, a rectangle
     for name, value in values.items():
         if name != "batch_size":
             out[f"p.{name}"] = str(value)
@@ -148,29 +141,6 @@ def apply_from_url() -> list[str]:
 
 
 def _apply_target_details(link: dict[str, Any]) -> list[str]:
-    """A detection threshold, a keypoint name and a segmentation rectangle from a link."""
-    problems = []
-    if link.get("threshold"):
-        try:
-            value = round(float(link["threshold"]) / 0.05) * 0.05
-            if not 0.05 <= value <= 0.95:
-                raise ValueError
-            st.session_state[state.THRESHOLD] = round(value, 2)
-        except ValueError:
-            problems.append(f"threshold={link['threshold']}")
-    if link.get("keypoint"):
-        st.session_state[state.KEYPOINT] = str(link["keypoint"])  # checked against the names when drawn
-        st.session_state[state.KEEP_TARGET] = True
-    if link.get("region"):
-        try:
-            x0, y0, x1, y1 = (int(v) for v in str(link["region"]).split(","))
-            if not (0 <= x0 < x1 and 0 <= y0 < y1):
-                raise ValueError
-        except ValueError:
-            problems.append(f"region={link['region']}")
-        else:
-            st.session_state[state.REGION_ON] = True
-            st.session_state[state.REGION_X] = (x0, x1)
-            st.session_state[state.REGION_Y] = (y0, y1)
-            st.session_state[state.KEEP_TARGET] = True
-    return problems
+    """The task's fields of a link (a detection threshold, a keypoint name, a segmentation rectangle)."""
+    info = resources.model_info(str(link.get("model") or st.session_state.get(state.MODEL) or ""))
+    return tasks.get(info.task).apply_share(link) if info is not None else []

@@ -79,16 +79,6 @@ def prepare(choice: ImageChoice, model: sc.LoadedModel) -> tuple[Any, np.ndarray
     return cache[key]
 
 
-def top_k(info: sc.ModelInfo) -> int:
-    """How many predictions the target picker offers: all classes of a small model, every detection above
-    the threshold (up to 30), else five."""
-    if info.task in ("detection", "keypoints"):
-        return 30
-    if info.task == "segmentation":
-        return info.num_classes
-    return info.num_classes if 0 < info.num_classes <= 10 else 5
-
-
 def current() -> View | None:
     """The view built by the sidebar in this run (None when no image or model is usable)."""
     return st.session_state.get(state.VIEW)

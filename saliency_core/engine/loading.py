@@ -8,7 +8,7 @@ import threading
 import torch
 from torch import nn
 
-from ..errors import InvalidParameter, UnknownModel, WeightsUnavailable
+from ..errors import InvalidParameter, WeightsUnavailable
 from ..models.loaded import LoadedModel, module_token
 from ..models.registry import ModelSpec, get_spec
 from ..models.weights import load_into, read_state_dict
@@ -53,7 +53,8 @@ class ModelLoader:
                 return load_into(spec.build(None), read_state_dict(path), f"Bundled weights {path.name}")
             if spec.weights_enum is not None:
                 return spec.build(spec.weights_enum())
-            raise UnknownModel(f"Model {spec.id} has no default weights; pass weights=None or a file path.")
+            # No weights file of its own (a plugin's model): the builder's weights are the default.
+            return spec.build(None)
         module = spec.build(None)
         return load_into(module, read_state_dict(weights), f"The weights file {weights}")
 

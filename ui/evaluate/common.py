@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from saliency_core.methods.context import ProgressFn
-from ui import results, state
+from ui import resources, results, state
 from ui.view import View
 from ui.widgets import variants
 from ui.widgets.progress import Job
@@ -22,7 +22,6 @@ from ui.widgets.progress import run_jobs as _run_jobs
 from ui.widgets.variants import Variant
 
 STORE = state.EVALUATIONS  # where ui.cards.store() keeps the evaluations
-DEFAULT_METHODS = ("gradcam", "gradient")
 MAX_METHODS = 6
 METHODS_HELP = (
     "Each uses the parameters last set for it on the Explore page (defaults otherwise); maps already "
@@ -46,7 +45,7 @@ def no_target(view: View) -> bool:
 def choose_methods(view: View, key: str, limit: int = MAX_METHODS, label: str = "Methods") -> list[Variant]:
     """The methods to evaluate (first: those explored, else Grad-CAM and the gradient), each with the
     parameters last set for it on Explore."""
-    return variants.choose_methods(view, key, DEFAULT_METHODS, limit, label, help=METHODS_HELP)
+    return variants.choose_methods(view, key, resources.featured("evaluate"), limit, label, help=METHODS_HELP)
 
 
 # --- running ---------------------------------------------------------------------------------------------

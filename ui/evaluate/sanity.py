@@ -49,7 +49,7 @@ def section(view: View) -> None:
             )
         st.caption(explain)
         state.default(
-            state.SANITY_METHOD, "gradcam" if "gradcam" in by_id else infos[0].id, allowed=list(by_id)
+            state.SANITY_METHOD, resources.first_featured("evaluate", list(by_id)), allowed=list(by_id)
         )
         form, more = st.columns(2, gap="medium")
         with form:

@@ -5,20 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 import saliency_core as sc
-from ui import resources, state
+from ui import resources, state, tasks
 from ui.sidebar import weights_files
-
-RANDOM_WARNING = "Random weights: maps are meaningless except for teaching."
 
 
 def random_warning(task: str) -> str:
     """What random weights mean for a task (detectors find nothing useful, if anything at all)."""
-    if task in ("detection", "keypoints"):
-        return (
-            RANDOM_WARNING + " A random-init detector detects nothing useful: usually nothing at all above "
-            "the score threshold, or boxes that mean nothing."
-        )
-    return RANDOM_WARNING
+    return tasks.get(task).random_warning()
 
 
 def _model_label(info: sc.ModelInfo) -> str:
