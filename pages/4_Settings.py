@@ -1,4 +1,4 @@
-"""Settings and status: device, caches, weights of every model, this session, versions."""
+"""Settings and status: device, caches, weights of every model, plugins, this session, versions."""
 
 import streamlit as st
 
@@ -9,5 +9,6 @@ st.title("Settings and status")
 status.device()
 status.cache()
 status.weights()
+status.plugins()
 status.session()
 status.versions()

@@ -99,6 +99,16 @@ def family_title(family: str) -> str:
     return FAMILY_TITLES.get(family, family.title())
 
 
+def plugins() -> list[sc.PluginStatus]:
+    """The configured plugins and whether each loaded (they load once per process)."""
+    return sc.load_plugins()
+
+
+def plugin_config() -> str:
+    """The config file the library reads plugins from (it need not exist)."""
+    return str(sc.plugins.config_path())
+
+
 def digest(data: bytes) -> str:
     """The sha256 of image bytes: the identity of an image in caches, exports and share links."""
     return hashlib.sha256(data).hexdigest()

@@ -1,4 +1,4 @@
-"""The Settings page's sections: device, caches, weights of every model, this session, versions."""
+"""The Settings page's sections: device, caches, weights of every model, plugins, this session, versions."""
 
 from __future__ import annotations
 
@@ -66,6 +66,39 @@ def weights() -> None:
         "Missing ImageNet weights can be put in the folder shown (torchvision's cache, under TORCH_HOME). "
         "The shapes demo model's weights ship with the app."
     )
+
+
+def plugins() -> None:
+    st.subheader("Plugins")
+    found = resources.plugins()
+    where = f"`{resources.plugin_config()}`"
+    if not found:
+        st.caption(
+            f"No plugins are configured. An operator adds methods and models with plugins: Python files or "
+            f"modules named in the `SALIENCY_PLUGINS` environment variable or in the `plugins` list of "
+            f"{where} (see docs/extending.md). Plugins are code, so they are never taken from an upload."
+        )
+        return
+    st.dataframe(
+        [
+            {
+                "Plugin": p.entry,
+                "Configured in": p.source,
+                "Status": "loaded" if p.loaded else "failed",
+                "Error": p.error or "",
+            }
+            for p in found
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    failed = [p for p in found if not p.loaded]
+    if failed:
+        st.warning(
+            f"{len(failed)} plugin{'s' if len(failed) > 1 else ''} failed to load; what they register is "
+            "missing. The details are in the server log.",
+            icon=":material/extension_off:",
+        )
 
 
 def _forget() -> None:
