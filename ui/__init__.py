@@ -12,6 +12,7 @@
   share: share links.
 - widgets: pieces several pages draw (the progress-and-cancel runner, the method picker of Compare and
   Evaluate).
-- Pages: explore, compare, evaluate (a package, one module per tab), learn (lessons come from the method files), status. A page
-  module never imports another page's module.
+- tasks: one module per task (target picker titles and labels, drawing, threshold, share-link fields).
+- Pages: explore, compare, evaluate (a package, one module per tab), learn (lessons come from the method
+  files), status. A page module never imports another page's module. See ARCHITECTURE.md.
 """
