@@ -81,8 +81,10 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
     layers = view.model.layers()
     jobs = [(info.title, info, params.defaults(info, layers))]
     reference = resources.method(compare_with) if compare_with else None
+    model_free = reference is not None and not reference.needs_target and not reference.uses_layer
     if reference is not None:
-        jobs.append((f"{reference.title} (reference)", reference, params.defaults(reference, layers)))
+        label = f"{reference.title} ({'reference' if model_free else 'for comparison'})"
+        jobs.append((label, reference, params.defaults(reference, layers)))
     keys = tuple(results.request_key(view, m, p) for _, m, p in jobs)
     auto = all(results.is_cheap(view, m, p, AUTO_RUN_SECONDS / len(jobs)) for _, m, p in jobs)
     stored = [results.store().get(k) for k in keys]
@@ -112,10 +114,13 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
         column.image(display.overlay(view, result, shown), caption=label, width="stretch")
     if len(done) == 2:
         rho, ssim = sc.metrics.similarity(done[0][1].map, done[1][1].map)
-        st.caption(
-            f"Agreement with the model-free reference: Spearman {rho:.2f}, SSIM {ssim:.2f} "
-            "(high values mean the map mostly follows image edges)."
-        )
+        if model_free:
+            st.caption(
+                f"Agreement with the model-free reference: Spearman {rho:.2f}, SSIM {ssim:.2f} "
+                "(high values mean the map mostly follows image edges)."
+            )
+        else:
+            st.caption(f"Agreement with {done[1][1].title}: Spearman {rho:.2f}, SSIM {ssim:.2f}.")
     st.caption(
         f"Drawn with the display settings of the Explore page ({shown.cmap}, sign {shown.sign}, "
         f"opacity {shown.alpha:.2f})."

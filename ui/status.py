@@ -57,7 +57,7 @@ def weights() -> None:
             "Title": m.title,
             "Task": m.task,
             "Weights": "available" if m.weights_available else "missing",
-            "File (where it is or would be cached)": m.weights_path or "(none)",
+            "File (where it is or would be cached)": m.weights_path or "(none: made by its builder)",
         }
         for m in resources.models()
     ]

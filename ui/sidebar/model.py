@@ -46,6 +46,8 @@ def _status(info: sc.ModelInfo, mode: str) -> str:
     if mode == "file":
         upload = _uploaded(info.id)
         return f"weights from {upload.name}" if upload is not None else "no weights"
+    if info.weights_available and not info.weights_path:
+        return "weights made by its builder"  # a plugin's model with no weights file of its own
     return "weights ✓" if info.weights_available else "no weights"
 
 
