@@ -13,10 +13,12 @@ import importlib
 import importlib.util
 import logging
 import os
+import pkgutil
 import re
 import sys
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ _log = logging.getLogger(__name__)
 _lock = threading.RLock()
 _loading = False
 _status: dict[str, PluginStatus] = {}
+_imported_packages: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -135,3 +138,18 @@ def _load_one(entry: str, source: str) -> PluginStatus:
         warnings.warn(f"Plugin {entry} (from {source}) failed to load: {message}", stacklevel=4)
         return PluginStatus(entry, source, False, message)
     return PluginStatus(entry, source, True)
+
+
+def import_submodules(package: str, path: str | Path, skip: Iterable[str] = ("base",)) -> None:
+    """Import, once per process, every module of `package` (whose folder is `path`) not named in `skip`.
+
+    For packages where each module registers something when imported (one file per task): a new one is one
+    new file, found without a list to keep up to date.
+    """
+    if package in _imported_packages:
+        return
+    skipped = set(skip)
+    for found in pkgutil.iter_modules([str(path)]):
+        if found.name not in skipped:
+            importlib.import_module(f"{package}.{found.name}")
+    _imported_packages.add(package)

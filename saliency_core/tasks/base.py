@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from ..plugins import import_submodules
 from ..targets import Target
 
 if TYPE_CHECKING:
@@ -55,18 +54,9 @@ def register_adapter(cls: type[TaskAdapter]) -> type[TaskAdapter]:
     return cls
 
 
-_discovered = False
-
-
 def _discover() -> None:
     # Every module of this package is a task: a new task is one new file here (plugins may add more).
-    global _discovered
-    if _discovered:
-        return
-    for found in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if found.name != "base":
-            importlib.import_module(f"{__package__}.{found.name}")
-    _discovered = True
+    import_submodules(__package__, Path(__file__).parent)
 
 
 def get_adapter(task: str) -> TaskAdapter:

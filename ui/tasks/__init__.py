@@ -4,24 +4,16 @@ gets the generic `TaskUI`, which treats its predictions like a classifier's."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
-from .base import TaskUI, register
+from saliency_core.plugins import import_submodules
 
-_discovered = False
+from .base import TaskUI, register
 
 
 def _discover() -> None:
     # Every module of this package is a task's UI: a new task is one new file here.
-    global _discovered
-    if _discovered:
-        return
-    for found in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if found.name != "base":
-            importlib.import_module(f"{__package__}.{found.name}")
-    _discovered = True
+    import_submodules(__package__, Path(__file__).parent)
 
 
 def get(task: str) -> TaskUI:
