@@ -147,6 +147,17 @@ def _box_text(box: Box) -> str:
     return "({:.0f}, {:.0f}, {:.0f}, {:.0f})".format(*box)
 
 
+def _bound_detection(
+    target: BoxTarget | KeypointTarget, output: Any, lost: str
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The first image's detection that `target` matches, and its index; TargetNotFound(`lost`) if none."""
+    detection = as_detections(output)[0]
+    index = target.match([detection])[0]
+    if index is None:
+        raise TargetNotFound(lost)
+    return detection, index
+
+
 @dataclass(frozen=True, eq=False)
 class BoxTarget(Target):
     """One detection: the class score of the detection that best matches `box`.
@@ -192,13 +203,12 @@ class BoxTarget(Target):
         return torch.stack(values)
 
     def bind(self, output: Any) -> Target:
-        detection = as_detections(output)[0]
-        index = self.match([detection])[0]
-        if index is None:
-            raise TargetNotFound(
-                f"The chosen box ({self.label} at {_box_text(self.box)}) is no longer detected: no "
-                f"'{self.label}' detection overlaps it with IoU >= {self.min_iou:g}. Pick a detection again."
-            )
+        detection, index = _bound_detection(
+            self,
+            output,
+            f"The chosen box ({self.label} at {_box_text(self.box)}) is no longer detected: no "
+            f"'{self.label}' detection overlaps it with IoU >= {self.min_iou:g}. Pick a detection again.",
+        )
         return replace(self, score=float(detection["scores"][index].detach()))
 
     def key(self) -> tuple:
@@ -299,13 +309,12 @@ class KeypointTarget(Target):
         return torch.stack(values)
 
     def bind(self, output: Any) -> Target:
-        detection = as_detections(output)[0]
-        index = self.match([detection])[0]
-        if index is None:
-            raise TargetNotFound(
-                f"The chosen person at {_box_text(self.box)} is no longer detected: no person detection "
-                f"overlaps it with IoU >= {self.min_iou:g}. Pick a person again."
-            )
+        detection, index = _bound_detection(
+            self,
+            output,
+            f"The chosen person at {_box_text(self.box)} is no longer detected: no person detection "
+            f"overlaps it with IoU >= {self.min_iou:g}. Pick a person again.",
+        )
         points = detection["keypoints"][index].detach().float().cpu().clone()
         if "keypoints_scores" in detection:
             points[:, 2] = detection["keypoints_scores"][index].detach().float().cpu()

@@ -8,6 +8,7 @@ scoring each perturbed image by its best detection of the same class, weighted b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -32,6 +33,16 @@ def run_detector(module: nn.Module, x: torch.Tensor) -> list[dict[str, torch.Ten
     if isinstance(out, tuple):  # scripted torchvision detectors return (losses, detections)
         out = out[1]
     return [dict(d) for d in as_detections(out)]
+
+
+def by_score(detections: dict[str, torch.Tensor], threshold: float) -> Iterator[tuple[int, float]]:
+    """(index, score) of one image's detections that score `threshold` or more, best score first."""
+    order = torch.argsort(detections["scores"].detach(), descending=True)
+    for i in order.tolist():
+        score = float(detections["scores"][i].detach())
+        if score < threshold:
+            return
+        yield i, score
 
 
 def drise_scores(box: tuple[float, float, float, float], category: int, output: Any) -> torch.Tensor:
@@ -62,11 +73,9 @@ class DetectionAdapter(TaskAdapter):
     def predict(self, model: LoadedModel, output: Any, top_k: int, threshold: float) -> list[Target]:
         """Detections of the first image, best score first, as BoxTargets named by the model's categories."""
         d = as_detections(output)[0]
-        order = torch.argsort(d["scores"].detach(), descending=True)
         targets: list[Target] = []
-        for i in order.tolist():
-            score = float(d["scores"][i].detach())
-            if score < threshold or len(targets) >= top_k:
+        for i, score in by_score(d, threshold):
+            if len(targets) >= top_k:
                 break
             label = int(d["labels"][i])
             targets.append(

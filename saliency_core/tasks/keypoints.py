@@ -18,7 +18,7 @@ from torch import nn
 from ..geometry import as_detections, ious, sample_at
 from ..targets import PERSON, KeypointTarget, Target
 from .base import register_adapter
-from .detection import DetectionAdapter, run_detector
+from .detection import DetectionAdapter, by_score, run_detector
 
 if TYPE_CHECKING:
     from ..models.loaded import LoadedModel
@@ -100,11 +100,9 @@ class KeypointAdapter(DetectionAdapter):
         """
         d = as_detections(output)[0]
         names = tuple(model.spec.extra.get("keypoint_names", ())) if model.spec is not None else ()
-        order = torch.argsort(d["scores"].detach(), descending=True)
         targets: list[Target] = []
-        for i in order.tolist():
-            score = float(d["scores"][i].detach())
-            if score < threshold or len(targets) >= top_k:
+        for i, score in by_score(d, threshold):
+            if len(targets) >= top_k:
                 break
             if int(d["labels"][i]) != PERSON:
                 continue
