@@ -214,31 +214,20 @@ def downloads(
     PNG and .npz are built only when clicked (Streamlit runs the callables on download), so reruns stay cheap.
     """
     with st.container(horizontal=True):
-        common = {"on_click": "ignore", "type": "secondary"}
-        st.download_button(
-            f"PNG of the {label}",
-            png,
-            file_name=f"{stem}.png",
-            mime="image/png",
-            icon=":material/image:",
-            key=f"{state.ACTION_PREFIX}png.{key}",
-            **common,
+        # (button text, data, file extension, MIME type, icon, key name)
+        buttons = (
+            (f"PNG of the {label}", png, "png", "image/png", ":material/image:", "png"),
+            ("Raw maps (.npz)", npz, "npz", "application/octet-stream", ":material/grid_on:", "npz"),
+            ("JSON card", card_bytes(content), "json", "application/json", ":material/description:", "card"),
         )
-        st.download_button(
-            "Raw maps (.npz)",
-            npz,
-            file_name=f"{stem}.npz",
-            mime="application/octet-stream",
-            icon=":material/grid_on:",
-            key=f"{state.ACTION_PREFIX}npz.{key}",
-            **common,
-        )
-        st.download_button(
-            "JSON card",
-            card_bytes(content),
-            file_name=f"{stem}.json",
-            mime="application/json",
-            icon=":material/description:",
-            key=f"{state.ACTION_PREFIX}card.{key}",
-            **common,
-        )
+        for text, data, extension, mime, icon, name in buttons:
+            st.download_button(
+                text,
+                data,
+                file_name=f"{stem}.{extension}",
+                mime=mime,
+                icon=icon,
+                key=f"{state.ACTION_PREFIX}{name}.{key}",
+                on_click="ignore",
+                type="secondary",
+            )

@@ -126,17 +126,8 @@ def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[
             found = sc.metrics.random_logit(
                 view.model, view.x, view.target, info.id, seed=seed, progress=progress, method_params=values
             )
-            entry = SanityEntry(
-                kind,
-                info.id,
-                info.title,
-                dict(values),
-                seed,
-                [found.target.describe(), found.other.describe()],
-                [viz.as_map(m) for m in found.maps],
-                [1.0, float(found.spearman)],
-                [1.0, float(found.ssim)],
-            )
+            labels = [found.target.describe(), found.other.describe()]
+            spearman, ssim = [1.0, float(found.spearman)], [1.0, float(found.ssim)]
         else:
             run = (
                 sc.metrics.cascading_randomization
@@ -153,17 +144,10 @@ def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[
                 progress=progress,
                 method_params=values,
             )
-            entry = SanityEntry(
-                kind,
-                info.id,
-                info.title,
-                dict(values),
-                seed,
-                list(found.stages),
-                [viz.as_map(m) for m in found.maps],
-                [float(v) for v in found.spearman],
-                [float(v) for v in found.ssim],
-            )
+            labels = list(found.stages)
+            spearman, ssim = [float(v) for v in found.spearman], [float(v) for v in found.ssim]
+        maps = [viz.as_map(m) for m in found.maps]
+        entry = SanityEntry(kind, info.id, info.title, dict(values), seed, labels, maps, spearman, ssim)
         cards.store().put(key, entry)
         return entry
 
