@@ -144,6 +144,16 @@ def _shown(at) -> Result:
     return result
 
 
+def _compare_three_methods(at) -> None:
+    """Compare on the current image and target: three maps in a grid, their agreement and difference."""
+    at.switch_page(COMPARE).run()
+    at.multiselect(key="compare.methods").set_value(["gradcam", "gradient", "edges_sobel"]).run()
+    if "act.compare.run" in [b.key for b in at.button]:
+        at.button(key="act.compare.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.main.image) >= 5 and "Mean absolute difference" in texts(at)
+
+
 def _pick_method(at, family: str, method: str) -> Result:
     at.button_group(key=state.FAMILY).set_value(family).run()
     at.selectbox(key=state.METHOD).set_value(method).run()
@@ -174,12 +184,7 @@ def test_detection_targets_boxes_gradients_cams_and_compare(app, torch_home: Pat
     assert not at.exception
     # Compare: the same image and target, a grid, agreement and difference
     at.selectbox(key=state.METHOD).set_value("gradcam").run()
-    at.switch_page(COMPARE).run()
-    at.multiselect(key="compare.methods").set_value(["gradcam", "gradient", "edges_sobel"]).run()
-    if "act.compare.run" in [b.key for b in at.button]:
-        at.button(key="act.compare.run").click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert len(at.main.image) >= 5 and "Mean absolute difference" in texts(at)
+    _compare_three_methods(at)
     # a threshold above every score: the chosen detection is gone, and that is said plainly
     at.slider(key=state.THRESHOLD).set_value(0.95).run()
     assert not at.exception
@@ -257,12 +262,7 @@ def test_segmentation_classes_region_and_compare(app, torch_home: Path) -> None:
     assert "Nothing to explain: no pixel inside the rectangle" in texts(at)
     assert at.session_state[state.VIEW].target is None
     at.toggle(key=state.REGION_ON).set_value(False).run()
-    at.switch_page(COMPARE).run()
-    at.multiselect(key="compare.methods").set_value(["gradcam", "gradient", "edges_sobel"]).run()
-    if "act.compare.run" in [b.key for b in at.button]:
-        at.button(key="act.compare.run").click().run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert len(at.main.image) >= 5 and "Mean absolute difference" in texts(at)
+    _compare_three_methods(at)
 
 
 def _bytes(state_dict: dict[str, torch.Tensor]) -> bytes:

@@ -1,8 +1,13 @@
-"""Hand-weighted tiny models whose saliency maps can be worked out on paper."""
+"""Hand-weighted tiny models whose saliency maps can be worked out on paper, and the seeded random-init
+torchvision classifiers that the cross-checks against captum and pytorch-grad-cam share."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+import torchvision
 from torch import nn
 
 
@@ -81,3 +86,26 @@ class RegionMean(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x0, y0, x1, y1 = self.box
         return (self.scale * x[:, 0, y0:y1, x0:x1].mean(dim=(1, 2)))[:, None]
+
+
+def random_classifier(name: str, size: int) -> tuple[nn.Module, torch.Tensor, int]:
+    """The torchvision classifier `name`, random-init (seed 0) in eval mode, a seeded input [1, 3, size, size]
+    and the class it predicts for that input."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        target = int(model(x).argmax())
+    return model, x, target
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread while inside. Two threads on a shared, busy machine spend most of their time
+    waiting at OpenMP barriers (a single-image ResNet-18 forward goes from ~20 ms to over a second)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -33,6 +33,7 @@ from captum.attr import (
     Occlusion,
     Saliency,
 )
+from known_models import one_torch_thread, random_classifier
 from torch import nn
 
 import saliency_core as sc
@@ -58,26 +59,17 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    # Two threads on a shared, busy machine spend most of their time waiting at OpenMP barriers
-    # (a single-image ResNet-18 forward goes from ~20 ms to over a second); one thread is steady.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
 def net(request):
     """(model, input, target class, CAM layer name) on one architecture, all seeded."""
-    name = request.param
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
+    model, x, target = random_classifier(request.param, SIZE)
     for p in model.parameters():
         p.requires_grad_(False)  # only input gradients are needed: faster backward passes
-    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        target = int(model(x).argmax())
-    return model, x, target, ARCHS[name]
+    return model, x, target, ARCHS[request.param]
 
 
 def ours(net, method: str, **params) -> sc.Attribution:

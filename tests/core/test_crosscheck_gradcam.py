@@ -30,6 +30,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from known_models import one_torch_thread, random_classifier
 from pytorch_grad_cam import (
     EigenCAM,
     GradCAM,
@@ -114,22 +115,14 @@ def run_anchor(cls: type, model, x, target: int, layer: str, **settings):
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    # Two threads on a shared, busy machine spend most of their time at OpenMP barriers.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
 def net(request):
-    name = request.param
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
-    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        target = int(model(x).argmax())
-    return name, model, x, target
+    model, x, target = random_classifier(request.param, SIZE)
+    return request.param, model, x, target
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
