@@ -84,7 +84,7 @@ def test_settings_show_device_cache_and_weights(app, tmp_path, monkeypatch) -> N
     assert sc.get_engine().describe_device() in said
     metrics = {m.label: m.value for m in at.metric}
     assert {"Entries", "Size", "Hits", "Misses", "Hit rate"} <= metrics.keys()
-    table = at.dataframe[-2].value  # weights of every model
+    table = next(d.value for d in at.dataframe if "Model" in d.value.columns and "Weights" in d.value.columns)
     assert set(table["Model"]) == {m.id for m in sc.list_models()}
     paths = dict(zip(table["Model"], table["File (where it is or would be cached)"]))
     assert paths["resnet18"].startswith(str(tmp_path))
