@@ -8,6 +8,7 @@ a = sc.attribute(m, x, "gradcam", m.predict(x)[0])
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from .methods.base import register as register_method
 from .methods.context import MethodContext, ProgressFn
 from .methods.lesson import Lesson
 from .models import LoadedModel, ModelInfo, ModelSpec, Preprocess, list_models
+from .models import sources as _sources
 from .models.custom import register_model
 from .plugins import PluginStatus, load_plugins, plugin_status
 from .samples import Sample, list_samples
@@ -60,9 +62,41 @@ def method_defaults(method: str, task: str, side: int) -> dict[str, Any]:
     return get_method(method).defaults_for(side, adapter.heavy_passes)
 
 
-def load_model(model_id: str, weights: str | None = "default") -> LoadedModel:
-    """A registered model: weights "default" (pretrained / bundled), None (random init) or a file path."""
-    return get_engine().load_model(model_id, weights)
+def load_model(
+    model_id: str,
+    weights: str | os.PathLike | None = "default",
+    *,
+    num_classes: int | None = None,
+    categories: str | os.PathLike | None = None,
+) -> LoadedModel:
+    """A model by id: a registered one ("resnet50"), or from a source ("timm:<name>",
+    "torchvision:<name>", "program:<path>" where the operator allows programs).
+
+    weights: "default" (pretrained / bundled), None (random init) or a file path (a state dict or
+    .safetensors file, read as data only; training-checkpoint wrappers and prefixes are undone).
+    num_classes: a source model's head size (default: the file's, else the architecture's).
+    categories: a class-names file (.txt, one per line, or .json list / index mapping).
+    """
+    return get_engine().load_model(model_id, weights, num_classes=num_classes, categories=categories)
+
+
+def model_info(model_id: str, num_classes: int | None = None) -> ModelInfo:
+    """What the UI shows about any model id (curated, plugin or source) without loading weights."""
+    return _sources.model_info(model_id, num_classes)
+
+
+def list_architectures(source: str) -> list[str]:
+    """Every architecture name of a source: "timm" or "torchvision" (classification, detection,
+    segmentation), for ids "<source>:<name>"."""
+    return _sources.list_architectures(source)
+
+
+def programs_allowed() -> bool:
+    """Whether the operator allows "program:<path>" models (TorchScript / torch.export files): off unless
+    saliency.toml says `allow_programs = true` or SALIENCY_ALLOW_PROGRAMS=1."""
+    from .models.program_source import programs_allowed as allowed
+
+    return allowed()
 
 
 def attribute(
@@ -131,6 +165,7 @@ __all__ = [
     "estimate",
     "featured_methods",
     "get_engine",
+    "list_architectures",
     "list_methods",
     "list_models",
     "list_samples",
@@ -140,7 +175,9 @@ __all__ = [
     "load_plugins",
     "method_defaults",
     "metrics",
+    "model_info",
     "plugin_status",
+    "programs_allowed",
     "register_adapter",
     "register_method",
     "register_model",

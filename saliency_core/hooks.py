@@ -27,8 +27,19 @@ def split_layer(name: str) -> tuple[str, str | None]:
     return module_name, (key if sep else None)
 
 
+def refuse_script(module: nn.Module) -> None:
+    """TorchScript modules take no Python hooks: say so instead of torch's RuntimeError."""
+    if isinstance(module, torch.jit.ScriptModule):
+        raise InvalidParameter(
+            "TorchScript programs do not allow layer hooks, so methods that read a layer (CAM, guided "
+            "backpropagation) cannot run on them: use a gradient or perturbation method, or save the model "
+            "with torch.export (.pt2), whose layers can be read."
+        )
+
+
 def get_layer(module: nn.Module, name: str) -> nn.Module:
     """The sub-module at a dotted name (an output key after ':' is ignored), with a helpful error."""
+    refuse_script(module)
     name = split_layer(name)[0]
     try:
         return module.get_submodule(name)
@@ -140,6 +151,7 @@ class _GuidedReLU(torch.autograd.Function):
 @contextmanager
 def guided_relus(module: nn.Module) -> Iterator[int]:
     """Guided backpropagation: inside the block every nn.ReLU also zeroes negative gradients."""
+    refuse_script(module)
     handles = []
 
     def hook(_mod: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor | None:

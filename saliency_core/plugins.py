@@ -63,17 +63,25 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in re.split(rf"[,{re.escape(os.pathsep)}]", text) if part.strip()]
 
 
-def _config_entries(path: Path) -> list[str]:
+def read_config(path: Path | None = None) -> dict:
+    """The config file's settings ({} when there is none, or it cannot be read: a warning says why)."""
+    path = config_path() if path is None else path
+    if not path.is_file():
+        return {}
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         warnings.warn(f"{path}: reading a config file needs Python 3.11 (tomllib).", stacklevel=3)
-        return []
+        return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         warnings.warn(f"The config file {path} could not be read: {exc}", stacklevel=3)
-        return []
+        return {}
+
+
+def _config_entries(path: Path) -> list[str]:
+    data = read_config(path)
     entries = data.get("plugins", [])
     if isinstance(entries, str):
         entries = [entries]

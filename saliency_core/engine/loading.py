@@ -1,17 +1,45 @@
-"""Model loading: registered models built once per process and weights choice, plain modules wrapped,
-and the weights policy ("default" = bundled file or pretrained enum, None = random init, else a path)."""
+"""Model loading: registered and source models ("timm:...", "torchvision:...", "program:...") built once
+per process and choice of weights, head size and class names; plain modules wrapped; and the weights
+policy ("default" = bundled file, pretrained enum or the source's own, None = random init, else a path)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import InvalidParameter, WeightsUnavailable
+from ..models.categories import Categories, check_count, read_categories
+from ..models.checkpoints import check_size, head_size
 from ..models.loaded import LoadedModel, module_token
 from ..models.registry import ModelSpec, get_spec
+from ..models.sources import check_num_classes, default_categories, spec_file, split_id
 from ..models.weights import load_into, read_state_dict
+
+# (path, size, mtime, inode) -> sha256: a file is hashed again only when it changes on disk.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+_DIGEST_LOCK = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file (remembered while its size, modification time and inode stay the same)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    with _DIGEST_LOCK:
+        found = _DIGESTS.get(key)
+    if found is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        found = digest.hexdigest()
+        with _DIGEST_LOCK:
+            _DIGESTS[key] = found
+    return found
 
 
 class ModelLoader:
@@ -20,43 +48,98 @@ class ModelLoader:
     device: torch.device
 
     def __init__(self) -> None:
-        self._models: dict[tuple[str, str], LoadedModel] = {}  # (model id, weights key) -> model
+        # (model id, weights, file digest, num_classes, names digest) -> model
+        self._models: dict[tuple[str, str, str, int | None, str], LoadedModel] = {}
         self._wrapped: dict[str, LoadedModel] = {}  # module token -> model
         self._load_lock = threading.Lock()
 
-    def load_model(self, model_id: str, weights: str | None = "default") -> LoadedModel:
-        """A registered model, loaded once per process and weights choice; eval mode, on the device."""
-        spec = get_spec(model_id)
-        weights_key = "random" if weights is None else str(weights)
+    def load_model(
+        self,
+        model_id: str,
+        weights: str | os.PathLike | None = "default",
+        *,
+        num_classes: int | None = None,
+        categories: str | os.PathLike | None = None,
+    ) -> LoadedModel:
+        """A model loaded once per process and choice of weights, head size and names; eval mode, on the
+        device. `num_classes` sizes a source model's head (default: the file's, else the architecture's);
+        `categories` is a class-names file (.txt, one per line, or .json)."""
+        check_num_classes(num_classes)
+        label = "random" if weights is None else str(weights)
+        is_file = weights is not None and label != "default"
+        digest_of = check_size(label) if is_file else spec_file(model_id)
+        digest = file_sha256(digest_of) if digest_of is not None and Path(digest_of).is_file() else ""
+        names = read_categories(categories) if categories is not None else None
+        key = (model_id, label, digest, num_classes, names.sha256 if names else "")
         with self._load_lock:
-            found = self._models.get((model_id, weights_key))
+            found = self._models.get(key)
             if found is not None:
                 return found
-            module = self._build(spec, weights)
+            spec, module = self._build(model_id, label if is_file else weights, num_classes)
             module.eval().to(self.device)
-            model = LoadedModel(module, engine=self, spec=spec, weights=weights_key, device=self.device)
-            self._models[(model_id, weights_key)] = model
+            model = LoadedModel(
+                module,
+                engine=self,
+                spec=spec,
+                weights=label,
+                device=self.device,
+                categories=self._categories(spec, "file" if is_file else label, names),
+                provenance=_provenance(label if is_file else None, digest, names),
+            )
+            self._models[key] = model
             return model
 
-    def _build(self, spec: ModelSpec, weights: str | None) -> nn.Module:
+    def _build(
+        self, model_id: str, weights: str | None, num_classes: int | None
+    ) -> tuple[ModelSpec, nn.Module]:
+        spec = get_spec(model_id, num_classes)
+        sourced = split_id(model_id) is not None and spec.source in ("timm", "torchvision", "program")
+        if num_classes is not None and not sourced and num_classes != spec.num_classes:
+            raise InvalidParameter(
+                f"{model_id} has {spec.num_classes} classes; num_classes applies to timm: and torchvision: "
+                f"models (e.g. 'torchvision:{model_id}'), whose head is built to that size."
+            )
+        if spec.source == "program" and weights != "default":
+            raise InvalidParameter("A program carries its own weights: load it with weights='default'.")
         if weights is None:
-            return spec.build(None)
+            return spec, spec.build(None)
         if weights == "default":
-            if spec.bundled_weights is not None:
-                path = spec.bundled_weights()
-                if not path.is_file():
-                    raise WeightsUnavailable(
-                        f"The bundled weights file '{path.name}' is missing from {path.parent}.",
-                        file_name=path.name,
-                        folder=str(path.parent),
-                    )
-                return load_into(spec.build(None), read_state_dict(path), f"Bundled weights {path.name}")
-            if spec.weights_enum is not None:
-                return spec.build(spec.weights_enum())
-            # No weights file of its own (a plugin's model): the builder's weights are the default.
-            return spec.build(None)
-        module = spec.build(None)
-        return load_into(module, read_state_dict(weights), f"The weights file {weights}")
+            return spec, self._default(spec)
+        state = read_state_dict(weights)
+        if sourced and num_classes is None:
+            # The head's size is the file's: a fine-tuned checkpoint loads without saying it.
+            found = head_size(state, spec.extra.get("classifier"))
+            if found is not None and found != spec.num_classes:
+                spec = get_spec(model_id, found)
+        hint = ""
+        if spec.source == "curated" and spec.weights_enum is not None:
+            hint = f"For a checkpoint with a head of its own size, load it as 'torchvision:{spec.id}'."
+        source = f"The weights file {Path(weights).name}"
+        return spec, load_into(spec.build(None), state, source, task=spec.task, hint=hint)
+
+    def _default(self, spec: ModelSpec) -> nn.Module:
+        if spec.bundled_weights is not None:
+            path = spec.bundled_weights()
+            if not path.is_file():
+                raise WeightsUnavailable(
+                    f"The bundled weights file '{path.name}' is missing from {path.parent}.",
+                    file_name=path.name,
+                    folder=str(path.parent),
+                )
+            return load_into(spec.build(None), read_state_dict(path), f"Bundled weights {path.name}")
+        if spec.weights_enum is not None:
+            return spec.build(spec.weights_enum())
+        if spec.default_weights is not None:
+            return spec.default_weights()
+        # No weights file of its own (a plugin's model, a program): the builder's weights are the default.
+        return spec.build(None)
+
+    @staticmethod
+    def _categories(spec: ModelSpec, weights: str, names: Categories | None) -> tuple[str, ...]:
+        if names is None:
+            return default_categories(spec, weights, spec.num_classes)
+        check_count(names, spec.num_classes)
+        return names.names
 
     def loaded_models(self) -> list[LoadedModel]:
         """Every model loaded so far (registered ones; wrapped modules are not listed)."""
@@ -90,3 +173,13 @@ class ModelLoader:
         if isinstance(model, str):
             return self.load_model(model)
         raise InvalidParameter(f"Expected a loaded model or an nn.Module, got {type(model).__name__}.")
+
+
+def _provenance(weights_file: str | None, digest: str, names: Categories | None) -> dict[str, str]:
+    # A program's digest is its file's: the weights it carries.
+    out = {"weights_sha256": digest} if digest else {}
+    if weights_file:
+        out["weights"] = Path(weights_file).name
+    if names is not None:
+        out.update(categories_file=names.file_name, categories_sha256=names.sha256)
+    return out

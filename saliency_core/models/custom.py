@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def register_model(
     global average pooling, for CAM.
     """
     if isinstance(spec_or_id, ModelSpec):
-        return register(spec_or_id)
+        # Marked as a plugin's for the model card, unless the spec says where it comes from.
+        extra = {"source": "plugin", **spec_or_id.extra}
+        return register(dataclasses.replace(spec_or_id, extra=extra))
     if build is None:
         raise TypeError("register_model(id, build): a builder function is needed.")
     names = categories if callable(categories) else tuple(str(c) for c in categories)
@@ -58,5 +61,6 @@ def register_model(
             bundled_weights=(lambda: file) if file is not None else None,
             description=description,
             cam_head=cam_head,
+            extra={"source": "plugin"},
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import nn
 from ..errors import InvalidImage, InvalidParameter
 from ..hooks import ReshapeFn, get_layer
 from ..tasks import TaskAdapter, get_adapter
+from .layers import output_shapes, zero_head
 from .preprocess import IDENTITY, Preprocess
 from .registry import ModelSpec
 
@@ -53,6 +55,8 @@ class LoadedModel:
         weights: str = "",
         device: torch.device | None = None,
         task: str | None = None,
+        categories: Sequence[str] | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> None:
         self.module = module
         self.spec = spec
@@ -65,7 +69,12 @@ class LoadedModel:
         self.adapter: TaskAdapter = get_adapter(self.task)
         self.lock = threading.RLock()
         self._preprocess: Preprocess = spec.preprocess if spec else IDENTITY
-        self.categories: list[str] = list(spec.categories()) if spec else []
+        if categories is None:
+            categories = spec.categories() if spec else ()
+        self.categories: list[str] = list(categories)
+        # What the loader knows about where the weights and names came from (file names, digests).
+        self._provenance: dict[str, Any] = dict(provenance or {})
+        self._trees: dict[tuple[int, ...], list[tuple[str, tuple[int, ...] | None]]] = {}
         self._token = module_token(module)
 
     def __repr__(self) -> str:
@@ -79,8 +88,33 @@ class LoadedModel:
     def with_module(self, module: nn.Module, label: str) -> LoadedModel:
         """The same model description around another module (e.g. a randomised copy for sanity checks)."""
         return LoadedModel(
-            module, engine=self.engine, spec=self.spec, weights=f"{self.weights}+{label}", device=self.device
+            module,
+            engine=self.engine,
+            spec=self.spec,
+            weights=f"{self.weights}+{label}",
+            device=self.device,
+            task=self.task,
+            categories=self.categories,
+            provenance=self._provenance,
         )
+
+    def source_info(self) -> dict[str, Any]:
+        """Card data: source, architecture, weights ("default", "random" or the file's name) and its
+        sha256, the class-names file and its sha256, and the head's class count."""
+        spec = self.spec
+        info: dict[str, Any] = {
+            "source": spec.source if spec is not None else "module",
+            "architecture": str(spec.extra.get("architecture", spec.id))
+            if spec
+            else type(self.module).__name__,
+            "weights": self.weights,
+            "weights_sha256": "",
+            "categories_file": "",
+            "categories_sha256": "",
+            "num_classes": spec.num_classes if spec is not None else len(self.categories),
+        }
+        info.update(self._provenance)
+        return info
 
     # --- images -----------------------------------------------------------------------------
     def preprocess(self, image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -112,6 +146,43 @@ class LoadedModel:
         if self.spec is not None:
             return list(self.spec.layers)
         return _guess_layers(self.module)
+
+    def layer_tree(self, x: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...] | None]]:
+        """Every named submodule with its output shape from one probe pass (None: not called, or no
+        tensor), the CAM defaults first; measured once per model and input shape."""
+        probe = self.preprocess(x) if x is not None else self._blank()
+        key = tuple(probe.shape)
+        with self.lock:
+            found = self._trees.get(key)
+            if found is None:
+                # TorchScript takes no hooks: its layers are listed without shapes.
+                scripted = isinstance(self.module, torch.jit.ScriptModule)
+                shapes = {} if scripted else output_shapes(self.module, probe, self.forward)
+                names = [n for n, _ in self.module.named_modules() if n]
+                defaults = self.layers()
+                found = [(n, shapes.get(n)) for n in defaults]
+                found += [(n, shapes.get(n)) for n in names if n not in defaults]
+                self._trees[key] = found
+        return list(found)
+
+    def _blank(self) -> torch.Tensor:
+        p = self._preprocess
+        side = p.crop or p.max_side or p.resize or 224
+        return self.preprocess(np.zeros((side, side, 3), np.uint8))
+
+    def zero_head_warning(self) -> str:
+        """A warning when the classifier head's weight is all zeros (random-init torchvision ViTs), else ""."""
+        if self.task != "classification":
+            return ""
+        name = (self.spec.extra.get("classifier") or self.spec.cam_head) if self.spec is not None else None
+        name = name or _guess_head(self.module)
+        if not zero_head(self.module, name):
+            return ""
+        return (
+            f"The classifier head '{name}' of {self.title} has all-zero weights (its random init), so the "
+            "class scores do not depend on the image: every gradient-based map will be blank. Load trained "
+            "weights (the default ones or a file) to explain this model."
+        )
 
     def reshape_for(self, layer: str) -> ReshapeFn | None:
         return self.spec.reshape(layer) if self.spec is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,20 @@ class ModelSpec:
     gap_activation: str | None = None
     reshape: Callable[[str], ReshapeFn | None] = field(default=lambda _layer: None)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model with its source's own pretrained weights, where neither a bundled file nor a weights enum
+    # says how (timm's loading), and where that source keeps the file, when known.
+    default_weights: Callable[[], nn.Module] | None = None
+    default_weights_file: Callable[[], Path | None] | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the model comes from: "curated", "plugin", "timm", "torchvision" or "program"."""
+        return str(self.extra.get("source", "curated"))
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs of the head (0 when only a forward pass can tell, as for programs)."""
+        return int(self.extra.get("num_classes", len(self.categories())))
 
     def weights_path(self) -> Path | None:
         """Where the default weights are, or would be, on disk."""
@@ -42,13 +57,15 @@ class ModelSpec:
             return self.bundled_weights()
         if self.weights_enum is not None:
             return cached_file_for(self.weights_enum().url)
+        if self.default_weights_file is not None:
+            return self.default_weights_file()
         return None
 
     def weights_available(self) -> bool:
         """Whether the default weights are usable: on disk, or made by the builder itself (plugins)."""
         path = self.weights_path()
         if path is None:
-            return self.bundled_weights is None and self.weights_enum is None
+            return self.bundled_weights is None and self.weights_enum is None and self.default_weights is None
         return path.is_file()
 
 
@@ -65,6 +82,7 @@ class ModelInfo:
     default_layer: str | None
     num_classes: int
     weights_help: str = ""  # where to get weights that cannot be downloaded (e.g. U²-Net's), else ""
+    source: str = "curated"  # "curated", "plugin", "timm", "torchvision" or "program"
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -78,37 +96,55 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def get_spec(model_id: str) -> ModelSpec:
+def get_spec(model_id: str, num_classes: int | None = None) -> ModelSpec:
+    """The spec of a registered id, or one built on the fly for a source id ("timm:resnet18")."""
     _ensure_loaded()
-    try:
-        return _REGISTRY[model_id]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownModel(f"Unknown model '{model_id}'. Known models: {known}.") from None
+    found = _REGISTRY.get(model_id)
+    if found is not None:
+        return found
+    from . import sources
+
+    if sources.split_id(model_id) is not None:
+        return sources.resolve(model_id, num_classes)
+    raise UnknownModel(_unknown_message(model_id))
+
+
+def _unknown_message(model_id: str) -> str:
+    from . import sources
+
+    close = difflib.get_close_matches(model_id, list(_REGISTRY), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    prefix = model_id.partition(":")[0] if ":" in model_id else ""
+    if prefix:
+        hint += f" Model sources: {', '.join(f'{p}:<name>' for p in sources.SOURCES)}."
+    elif model_id in sources.torchvision_names():
+        hint += f" It is a torchvision architecture: use 'torchvision:{model_id}'."
+    known = ", ".join(sorted(_REGISTRY))
+    return f"Unknown model '{model_id}'.{hint} Known models: {known}."
+
+
+def info_for(spec: ModelSpec) -> ModelInfo:
+    """What the UI shows about a model before loading it."""
+    path = spec.weights_path()
+    return ModelInfo(
+        id=spec.id,
+        task=spec.task,
+        title=spec.title,
+        weights_available=spec.weights_available(),
+        weights_path=str(path) if path is not None else "",
+        description=spec.description,
+        default_layer=spec.layers[0] if spec.layers else None,
+        num_classes=spec.num_classes,
+        weights_help=_weights_help(spec),
+        source=spec.source,
+    )
 
 
 def list_models(task: str | None = None) -> list:
-    """Registered models (optionally of one task) with whether their weights are on disk."""
+    """Registered models, curated and plugins' (optionally of one task), with whether their weights are
+    on disk; source ids ("timm:...") are open-ended and not listed (see `sources.list_architectures`)."""
     _ensure_loaded()
-    out = []
-    for spec in _REGISTRY.values():
-        if task is not None and spec.task != task:
-            continue
-        path = spec.weights_path()
-        out.append(
-            ModelInfo(
-                id=spec.id,
-                task=spec.task,
-                title=spec.title,
-                weights_available=spec.weights_available(),
-                weights_path=str(path) if path is not None else "",
-                description=spec.description,
-                default_layer=spec.layers[0] if spec.layers else None,
-                num_classes=len(spec.categories()),
-                weights_help=_weights_help(spec),
-            )
-        )
-    return out
+    return [info_for(spec) for spec in _REGISTRY.values() if task is None or spec.task == task]
 
 
 def _weights_help(spec: ModelSpec) -> str:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidWeights, WeightsUnavailable
+from .checkpoints import check_fit, load_checked, read_checkpoint
 
 OFFLINE_ENV = "SALIENCY_OFFLINE"
 _PATCH_LOCK = threading.Lock()
@@ -32,66 +33,28 @@ def cached_file_for(url: str) -> Path:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a .safetensors file or a tensors-only torch file, without unpickling code."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidWeights(f"No weights file at {path}.")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    """A state dict from a .safetensors file or a tensors-only torch file, without unpickling code.
 
-            state: Any = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any parse failure is the same user-facing problem
-        raise InvalidWeights(
-            f"Could not read {path.name} as weights: it must be a .safetensors file or a PyTorch state dict "
-            f"saved with torch.save (loaded with weights_only=True, so pickled code is refused). ({exc})"
-        ) from exc
-    return _unwrap_state_dict(state, path.name)
-
-
-def _unwrap_state_dict(state: Any, name: str) -> dict[str, torch.Tensor]:
-    for key in ("state_dict", "model_state_dict", "model", "params"):
-        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
-            state = state[key]
-            break
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InvalidWeights(
-            f"{name} does not hold a state dict (a mapping from parameter names to tensors)."
-        )
-    out = dict(state)
-    if out and all(k.startswith("module.") for k in out):  # saved from DataParallel
-        out = {k[len("module.") :]: v for k, v in out.items()}
-    return out
+    Bounded and unwrapped by `checkpoints.read_checkpoint` (size limit, empty files, training-checkpoint
+    wrappers, programs refused); key prefixes are fitted to the architecture when loading.
+    """
+    return read_checkpoint(path)
 
 
 def check_compatible(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise InvalidWeights naming missing, unexpected and mis-shaped entries."""
-    expected = module.state_dict()
-    # Batch-norm step counters are bookkeeping, absent from frozen-BN checkpoints; not worth refusing for.
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    if not (missing or unexpected or mismatched):
-        return
-    parts = [f"{source} does not fit this architecture."]
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-        if items:
-            more = f" and {len(items) - 5} more" if len(items) > 5 else ""
-            parts.append(f"{len(items)} {title}: {', '.join(items[:5])}{more}.")
-    raise InvalidWeights(" ".join(parts))
+    check_fit(module.state_dict(), state, source)
 
 
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
-    """Load a checked state dict into a module (strict)."""
-    check_compatible(module, state, source)
-    module.load_state_dict(state, strict=False)
-    return module
+def load_into(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    task: str | None = None,
+    hint: str = "",
+) -> nn.Module:
+    """Load a checked state dict into a module (strict; wrapper prefixes stripped where they fit better)."""
+    return load_checked(module, state, source, task, hint)
 
 
 def ensure_cached(url: str) -> Path:
