@@ -20,15 +20,16 @@ from ..models.registry import ModelSpec, get_spec
 from ..models.sources import check_num_classes, default_categories, spec_file, split_id
 from ..models.weights import load_into, read_state_dict
 
-# (path, size, mtime, inode) -> sha256: a file is hashed again only when it changes on disk.
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+# (path, size, mtime, ctime, inode) -> sha256: a file is hashed again whenever it is written to (the
+# ctime changes on every write, even when a copy restores the modification time).
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 _DIGEST_LOCK = threading.Lock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a file (remembered while its size, modification time and inode stay the same)."""
+    """The sha256 of a file (remembered while the file is not written to)."""
     stat = Path(path).stat()
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
     with _DIGEST_LOCK:
         found = _DIGESTS.get(key)
     if found is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -84,9 +83,7 @@ def _load(path: Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        with warnings.catch_warnings():  # the protocol warning of a refused pickle says nothing useful
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found or _is_pickle(path):

@@ -4,7 +4,6 @@ the classifier head, and token / channels-last outputs read as spatial grids [N,
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -58,8 +57,7 @@ def grid_reshape(grid: tuple[int, int] | None, prefix: int | None, nhwc: bool) -
 def build_probe(build: Callable[[], nn.Module]) -> nn.Module:
     """The architecture on the meta device (no memory, no init cost) when it builds there, else on the CPU."""
     try:
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore")
+        with torch.device("meta"):  # a thread-local mode: other threads keep building real tensors
             return build().eval()
     except Exception:  # builders that compute values at init (e.g. RegNet's widths) need real tensors
         return build().eval()

@@ -45,7 +45,7 @@ def load_program(path: Path, kind: str) -> tuple[nn.Module, int]:
             if kind == "TorchScript":
                 return torch.jit.load(str(path), map_location="cpu"), PROBE_SIDE
             program = torch.export.load(str(path))
-            example = (program.example_inputs or ((),))[0]
+            example = (getattr(program, "example_inputs", None) or ((),))[0]  # saved since torch 2.5
             side = (
                 int(example[0].shape[-1]) if example and isinstance(example[0], torch.Tensor) else PROBE_SIDE
             )

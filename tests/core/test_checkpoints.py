@@ -178,6 +178,7 @@ class Payload:
         return (os.mkdir, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the refused file
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_a_pickle_payload_is_refused_without_running(tmp_path, writer) -> None:
     payload = Payload()
