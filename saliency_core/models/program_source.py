@@ -8,7 +8,6 @@ variable SALIENCY_ALLOW_PROGRAMS=1. Never from an upload alone.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -40,16 +39,12 @@ def load_program(path: Path, kind: str) -> tuple[nn.Module, int]:
     """The program as a module on the CPU (torch.export programs unflattened, so layer hooks work), and
     the input side it takes (an exported program's example input fixes it; else PROBE_SIDE)."""
     try:
-        with warnings.catch_warnings():  # torch.jit's deprecation notice is not the user's concern
-            warnings.simplefilter("ignore", FutureWarning)
-            if kind == "TorchScript":
-                return torch.jit.load(str(path), map_location="cpu"), PROBE_SIDE
-            program = torch.export.load(str(path))
-            example = (getattr(program, "example_inputs", None) or ((),))[0]  # saved since torch 2.5
-            side = (
-                int(example[0].shape[-1]) if example and isinstance(example[0], torch.Tensor) else PROBE_SIDE
-            )
-            return torch.export.unflatten(program), side
+        if kind == "TorchScript":
+            return torch.jit.load(str(path), map_location="cpu"), PROBE_SIDE
+        program = torch.export.load(str(path))
+        example = (getattr(program, "example_inputs", None) or ((),))[0]  # saved since torch 2.5
+        tensor = example[0] if example and isinstance(example[0], torch.Tensor) else None
+        return torch.export.unflatten(program), int(tensor.shape[-1]) if tensor is not None else PROBE_SIDE
     except Exception as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise InvalidWeights(f"Could not load {path.name} as a {kind} program ({reason}).") from None
