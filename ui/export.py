@@ -128,6 +128,9 @@ def card(
             "task": view.info.task,
             "weights": view.weights,
             "weights_file": _weights_file(view),
+            # Where the model came from: the catalogue, a plugin, timm or torchvision, with the weights
+            # file's and class-names file's hashes.
+            "source": {k: _json_value(v) for k, v in view.model.source_info().items()},
         },
         "target": {
             "index": view.target_index,

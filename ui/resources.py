@@ -43,6 +43,30 @@ def model_info(model_id: str) -> sc.ModelInfo | None:
     return next((m for m in models() if m.id == model_id), None)
 
 
+def info_for(model: sc.LoadedModel) -> sc.ModelInfo:
+    """A catalogue model's info, or for "your model" (timm, torchvision) the loaded model's own."""
+    found = model_info(model.id)
+    if found is not None:
+        return found
+    layers = model.layers()
+    return sc.ModelInfo(
+        id=model.id,
+        task=model.task,
+        title=model.title,
+        weights_available=True,
+        weights_path="",
+        description="",
+        default_layer=layers[0] if layers else None,
+        num_classes=len(model.categories),
+    )
+
+
+@st.cache_data(show_spinner=False)
+def architectures(source: str) -> list[str]:
+    """Every architecture name of a library ("timm" | "torchvision"), for the searchable picker."""
+    return sc.list_architectures(source)
+
+
 @st.cache_data(show_spinner=False)
 def samples() -> list[sc.Sample]:
     """The bundled samples, synthetic scenes (which the demo model knows) first."""

@@ -18,6 +18,7 @@ import saliency_core as sc
 from saliency_core import viz
 from ui import display, images, params, resources, state, tasks
 from ui.display import Display
+from ui.sidebar import custom_model
 from ui.view import View
 
 _DISPLAY_KEYS = {"cmap": state.CMAP, "alpha": state.ALPHA, "sign": state.SIGN, "clip": state.CLIP}
@@ -35,6 +36,13 @@ def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Displa
     }
     if view.weights == "random":
         out["weights"] = "random"
+    if view.weights.startswith("custom:"):
+        custom = custom_model.current()
+        if custom is None or custom.upload is not None or custom.categories:
+            return None  # uploaded files are not stored anywhere
+        out["weights"] = "random" if custom.weights == "random" else "default"
+        if custom.num_classes:
+            out["classes"] = str(custom.num_classes)
     out.update(tasks.get(view.task).share_fields(view))  # a threshold, a keypoint, a rectangle
     for name, value in values.items():
         if name != "batch_size":
@@ -93,7 +101,9 @@ def apply_from_url() -> list[str]:
         return [f"sample '{link['sample']}'"]
     st.session_state[state.SOURCE] = "Samples"
     model_id = link.get("model")
-    if model_id:
+    if model_id and ":" in str(model_id):
+        problems += _apply_custom_model(link)
+    elif model_id:
         if resources.model_info(model_id) is None:
             problems.append(f"model '{model_id}'")
         else:
@@ -140,7 +150,38 @@ def apply_from_url() -> list[str]:
     return problems
 
 
+def _apply_custom_model(link: dict[str, Any]) -> list[str]:
+    """'timm:resnet18' or 'torchvision:<name>' with its weights and number of classes, as "your model"."""
+    source, _, architecture = str(link["model"]).partition(":")
+    if source not in custom_model.SOURCES or architecture not in resources.architectures(source):
+        return [f"model '{link['model']}'"]
+    try:
+        classes = int(link["classes"]) if link.get("classes") else None
+        if classes is not None and not 0 < classes <= 100_000:
+            raise ValueError
+    except ValueError:
+        return [f"classes={link['classes']}"]
+    weights = "random" if link.get("weights") == "random" else "default"
+    st.session_state[state.MODEL_SOURCE] = "Your model"
+    st.session_state[state.CUSTOM_SOURCE] = source
+    st.session_state[state.custom_architecture(source)] = architecture
+    st.session_state[state.CUSTOM_CLASSES] = classes or 0
+    st.session_state[state.CUSTOM_WEIGHTS] = "Random init" if weights == "random" else "Pretrained"
+    st.session_state[state.CUSTOM_MODEL] = custom_model.CustomChoice(source, architecture, weights, classes)
+    return []
+
+
+def _task_of(model_id: str) -> str | None:
+    if ":" in model_id:
+        try:
+            return sc.model_info(model_id).task
+        except sc.SaliencyError:
+            return None
+    info = resources.model_info(model_id)
+    return info.task if info is not None else None
+
+
 def _apply_target_details(link: dict[str, Any]) -> list[str]:
     """The task's fields of a link (a detection threshold, a keypoint name, a segmentation rectangle)."""
-    info = resources.model_info(str(link.get("model") or st.session_state.get(state.MODEL) or ""))
-    return tasks.get(info.task).apply_share(link) if info is not None else []
+    task = _task_of(str(link.get("model") or st.session_state.get(state.MODEL) or ""))
+    return tasks.get(task).apply_share(link) if task is not None else []

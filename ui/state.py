@@ -49,6 +49,22 @@ REGION_X = f"{SEL_PREFIX}region_x"  # (x0, x1) in input pixels
 REGION_Y = f"{SEL_PREFIX}region_y"  # (y0, y1)
 VIEW = f"{SEL_PREFIX}view"  # View of the current run (rebuilt by the sidebar every run)
 
+# "Your model" (ui/sidebar/custom_model.py)
+MODEL_SOURCE = f"{SEL_PREFIX}model_source"  # "Catalogue" | "Your model"
+CUSTOM_FORM = "custom_model_form"  # the form's key (not a value)
+CUSTOM_SOURCE = f"{SEL_PREFIX}custom.source"  # "timm" | "torchvision"
+CUSTOM_WEIGHTS = f"{SEL_PREFIX}custom.weights"  # "Pretrained" | "Random init" | "Checkpoint file"
+CUSTOM_CLASSES = f"{SEL_PREFIX}custom.classes"  # number of classes, 0: from the architecture or the file
+CUSTOM_MODEL = f"{SEL_PREFIX}custom.model"  # CustomChoice of the model in use
+CUSTOM_ERROR = f"{SEL_PREFIX}custom.error"  # why the last "Load" failed, shown until the next one
+CUSTOM_CHECKPOINT = f"{ACTION_PREFIX}custom.checkpoint"  # checkpoint uploader (read when Load is pressed)
+CUSTOM_NAMES = f"{ACTION_PREFIX}custom.names"  # class-names uploader
+
+
+def custom_architecture(source: str) -> str:
+    """The architecture picked for a library (each library keeps its own)."""
+    return f"{SEL_PREFIX}custom.arch.{source}"
+
 
 def weights_upload(model_id: str) -> str:
     """The weights-file uploader of a model (an action widget: its file is read on the next run)."""

@@ -68,9 +68,16 @@ class ModelLoader:
         check_num_classes(num_classes)
         label = "random" if weights is None else str(weights)
         is_file = weights is not None and label != "default"
+        names = read_categories(categories) if categories is not None else None
+        if is_file and not Path(label).exists():
+            # An uploaded file is deleted once loaded: the engine's copy is still the model it names.
+            wanted = (model_id, label, num_classes, names.sha256 if names else "")
+            with self._load_lock:
+                kept = [m for k, m in self._models.items() if (k[0], k[1], k[3], k[4]) == wanted]
+            if kept:
+                return kept[-1]
         digest_of = check_size(label) if is_file else spec_file(model_id)
         digest = file_sha256(digest_of) if digest_of is not None and Path(digest_of).is_file() else ""
-        names = read_categories(categories) if categories is not None else None
         key = (model_id, label, digest, num_classes, names.sha256 if names else "")
         with self._load_lock:
             found = self._models.get(key)

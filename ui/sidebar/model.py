@@ -6,7 +6,7 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import resources, state, tasks
-from ui.sidebar import weights_files
+from ui.sidebar import custom_model, weights_files
 
 
 def random_warning(task: str) -> str:
@@ -34,7 +34,10 @@ def _uploaded(model_id: str) -> weights_files.Uploaded | None:
 
 
 def weights_key(model_id: str) -> str:
-    """The view's weights: "default", "random" or "file:<digest prefix>"."""
+    """The view's weights: "default", "random", "file:<digest prefix>", or for "your model" its options."""
+    custom = custom_model.current()
+    if custom is not None and custom.model_id == model_id and _source() == SOURCES[1]:
+        return custom.weights_key
     mode = _weights_mode(model_id)
     upload = _uploaded(model_id)
     return upload.mode if mode == "file" and upload is not None else mode
@@ -51,9 +54,28 @@ def _status(info: sc.ModelInfo, mode: str) -> str:
     return "weights ✓" if info.weights_available else "no weights"
 
 
+SOURCES = ["Catalogue", "Your model"]
+
+
+def _source() -> str:
+    return str(st.session_state.get(state.MODEL_SOURCE) or SOURCES[0])
+
+
 def section() -> sc.LoadedModel | None:
     """The model picker; None when no model can be used right now (the reason is shown)."""
     st.subheader("Model")
+    state.default(state.MODEL_SOURCE, SOURCES[0], allowed=SOURCES)
+    source = st.segmented_control(
+        "Model source",
+        SOURCES,
+        key=state.MODEL_SOURCE,
+        required=True,
+        label_visibility="collapsed",
+        help="The catalogue (with plugins' models), or your model: any timm or torchvision architecture, "
+        "with its pretrained weights, random init or your checkpoint.",
+    )
+    if source == SOURCES[1]:
+        return custom_model.section()
     infos = resources.models()
     ids = [m.id for m in infos]
     if not ids:

@@ -15,9 +15,7 @@ from ui.view import View, prediction_picture, prepare
 def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
     """The target picker for the model's task; None when there is nothing to explain."""
     st.subheader("Explain")
-    info = resources.model_info(model.id)
-    if info is None:
-        return None
+    info = resources.info_for(model)
     task = tasks.get(model.task)
     threshold = _threshold(task) if task.threshold_noun else 0.0
     try:

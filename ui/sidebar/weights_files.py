@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -68,8 +69,9 @@ def _plain(message: str, path: Path, name: str) -> str:
     return message.replace(str(path), name).replace(path.name, name)
 
 
-def load(model_id: str, data: bytes, name: str) -> tuple[sc.LoadedModel, Uploaded]:
-    """Load uploaded weights into a registered model; raises sc.InvalidWeights with a plain message."""
+def load(model_id: str, data: bytes, name: str, **options: Any) -> tuple[sc.LoadedModel, Uploaded]:
+    """Load uploaded weights into a model (`options`: num_classes, categories for "your model");
+    raises sc.InvalidWeights with a plain message."""
     digest = hashlib.sha256(data).hexdigest()
     safe_id = re.sub(r"[^A-Za-z0-9_-]+", "_", model_id)
     path = folder() / f"{safe_id}-{digest[:16]}{_suffix(name)}"
@@ -78,7 +80,7 @@ def load(model_id: str, data: bytes, name: str) -> tuple[sc.LoadedModel, Uploade
     with _LOCK:
         try:
             path.write_bytes(data)
-            model = sc.load_model(model_id, weights=str(path))
+            model = sc.load_model(model_id, weights=str(path), **_given(options))
         except sc.InvalidWeights as exc:
             raise sc.InvalidWeights(_plain(str(exc), path, name)) from None
         finally:
@@ -87,7 +89,11 @@ def load(model_id: str, data: bytes, name: str) -> tuple[sc.LoadedModel, Uploade
     return model, upload
 
 
-def get(upload: Uploaded) -> sc.LoadedModel:
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def get(upload: Uploaded, **options: Any) -> sc.LoadedModel:
     """The model loaded from an earlier upload; raises UploadGone when it was unloaded since."""
     gone = UploadGone(
         f"The weights file {upload.name} is no longer loaded on the server (newer uploads took its place). "
@@ -98,7 +104,8 @@ def get(upload: Uploaded) -> sc.LoadedModel:
         if entry not in _loaded():
             raise gone
         try:
-            model = sc.load_model(upload.model_id, weights=upload.key)  # the engine's copy: the file is gone
+            # The engine's copy: the file itself is gone.
+            model = sc.load_model(upload.model_id, weights=upload.key, **_given(options))
         except sc.InvalidWeights:
             _loaded().pop(entry, None)
             raise gone from None
