@@ -20,7 +20,8 @@ from ui.sidebar import weights_files
 SOURCES = {"timm": "timm", "torchvision": "torchvision"}
 WEIGHTS = ["Pretrained", "Random init", "Checkpoint file"]
 CLASS_TYPES = ["txt", "json"]
-MAX_CLASS_FILE = 1 << 20  # a class-names file is text: 1 MB is thousands of names
+MAX_CLASS_FILE = 1 << 20
+STARTER = "resnet18"  # in both libraries  # a class-names file is text: 1 MB is thousands of names
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ def section() -> sc.LoadedModel | None:
     with st.form(key=state.CUSTOM_FORM, border=False):
         names = resources.architectures(str(source))
         arch_key = state.custom_architecture(str(source))
-        state.default(arch_key, names[0] if names else "", allowed=names)
+        # A small, familiar default: the first name of the list may be a billion-parameter model.
+        first = STARTER if STARTER in names else (names[0] if names else "")
+        state.default(arch_key, first, allowed=names)
         st.selectbox(
             "Architecture",
             names,
@@ -99,6 +102,11 @@ def section() -> sc.LoadedModel | None:
         submitted = st.form_submit_button("Load", icon=":material/download:", type="primary", width="stretch")
     if submitted:
         _submit(str(source), str(st.session_state.get(arch_key) or ""))
+    if not sc.programs_allowed():
+        st.caption(
+            "TorchScript and torch.export programs are off: they are code, not weights, so only the "
+            "operator can allow them (`allow_programs = true` in saliency.toml)."
+        )
     error = st.session_state.get(state.CUSTOM_ERROR)
     if error:
         st.error(error, icon=":material/error:")
