@@ -93,16 +93,23 @@ def _replace(output: object, key: str | None, tensor: torch.Tensor) -> object:
     return None  # other containers (named tuples, ...): hand the original downstream
 
 
-def _first_tensor(output: object) -> torch.Tensor:
+def first_tensor(output: object) -> torch.Tensor | None:
+    """The tensor a layer outputs: itself, or the first of a tuple, list or dict (None if there is none)."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
     if isinstance(output, dict) and output:
         first = next(iter(output.values()))
-        if isinstance(first, torch.Tensor):
-            return first
-    raise InvalidParameter("The chosen layer does not output a tensor; pick another layer.")
+        return first if isinstance(first, torch.Tensor) else None
+    return None
+
+
+def _first_tensor(output: object) -> torch.Tensor:
+    found = first_tensor(output)
+    if found is None:
+        raise InvalidParameter("The chosen layer does not output a tensor; pick another layer.")
+    return found
 
 
 @contextmanager

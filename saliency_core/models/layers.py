@@ -10,7 +10,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..hooks import ReshapeFn
+from ..hooks import ReshapeFn, first_tensor
 
 Shapes = dict[str, "tuple[int, ...] | None"]
 DEFAULTS = 4  # CAM layer suggestions per model
@@ -73,7 +73,7 @@ def output_shapes(
 
     def hook(name: str) -> Callable[..., None]:
         def record(_mod: nn.Module, _inputs: object, output: object) -> None:
-            tensor = _first_tensor(output)
+            tensor = first_tensor(output)
             if tensor is not None and shapes.get(name) is None:
                 shapes[name] = tuple(int(s) for s in tensor.shape)
             items = (
@@ -109,17 +109,6 @@ def probe_shapes(module: nn.Module, size: tuple[int, int]) -> Shapes:
         return output_shapes(module, torch.zeros(1, 3, *size, device=device))
     except Exception:
         return {}
-
-
-def _first_tensor(output: object) -> torch.Tensor | None:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    if isinstance(output, dict) and output:
-        first = next(iter(output.values()))
-        return first if isinstance(first, torch.Tensor) else None
-    return None
 
 
 def is_grid(shape: tuple[int, ...] | None, reshape: ReshapeFn) -> bool:
