@@ -11,7 +11,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from .preprocess import Preprocess
+from .preprocess import Preprocess, from_weights_enum
 from .registry import ModelSpec, register
 from .weights import build_with_torchvision_weights
 
@@ -31,14 +31,7 @@ def _enum(name: str) -> Any:
 
 
 def _preprocess_from(name: str) -> Preprocess:
-    t = _enum(name).transforms()
-    return Preprocess(
-        resize=int(t.resize_size[0]),
-        crop=int(t.crop_size[0]),
-        mean=tuple(t.mean),
-        std=tuple(t.std),
-        interpolation=t.interpolation.value,
-    )
+    return from_weights_enum(_enum(name))
 
 
 def _build_torchvision(name: str, weights: Any) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,3 +101,15 @@ class Preprocess:
 
 
 IDENTITY = Preprocess(resize=None, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def from_weights_enum(weights: Any) -> Preprocess:
+    """The preprocessing a torchvision weights enum's transforms describe (resize, crop, mean, std)."""
+    t = weights.transforms()
+    return Preprocess(
+        resize=int(t.resize_size[0]),
+        crop=int(t.crop_size[0]),
+        mean=tuple(t.mean),
+        std=tuple(t.std),
+        interpolation=t.interpolation.value,
+    )

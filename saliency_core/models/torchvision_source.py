@@ -24,7 +24,7 @@ from .layers import (
     guess_layers,
     probe_shapes,
 )
-from .preprocess import Preprocess
+from .preprocess import Preprocess, from_weights_enum
 from .registry import _REGISTRY, ModelSpec
 from .segmentation import SEGMENTATION_SIDE
 from .sources import unknown
@@ -91,14 +91,7 @@ def _preprocess(name: str, task: str) -> Preprocess:
     enum = default_weights(name)
     if enum is None:
         return Preprocess()
-    t = enum.transforms()
-    return Preprocess(
-        resize=int(t.resize_size[0]),
-        crop=int(t.crop_size[0]),
-        mean=tuple(t.mean),
-        std=tuple(t.std),
-        interpolation=t.interpolation.value,
-    )
+    return from_weights_enum(enum)
 
 
 def _geometry(probe: nn.Module) -> tuple[tuple[int, int] | None, int | None, bool]:

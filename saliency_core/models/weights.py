@@ -46,15 +46,8 @@ def check_compatible(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     check_fit(module.state_dict(), state, source)
 
 
-def load_into(
-    module: nn.Module,
-    state: Mapping[str, torch.Tensor],
-    source: str,
-    task: str | None = None,
-    hint: str = "",
-) -> nn.Module:
-    """Load a checked state dict into a module (strict; wrapper prefixes stripped where they fit better)."""
-    return load_checked(module, state, source, task, hint)
+# Load a checked state dict into a module (strict; wrapper prefixes stripped where they fit better).
+load_into = load_checked
 
 
 def ensure_cached(url: str) -> Path:
