@@ -21,6 +21,7 @@ from .errors import (
     InvalidImage,
     InvalidParameter,
     InvalidWeights,
+    ResourceLimit,
     SaliencyError,
     TargetNotFound,
     UnknownMethod,
@@ -28,6 +29,7 @@ from .errors import (
     WeightsUnavailable,
 )
 from .io import load_image
+from .limits import Limits, limits, set_limits
 from .methods import FAMILIES, FAMILY_TITLES, MethodInfo, MethodSpec, Param, list_methods
 from .methods.base import BATCH_SIZE, LAYER, SEED, CostInfo, featured
 from .methods.base import register as register_method
@@ -142,6 +144,7 @@ __all__ = [
     "InvalidWeights",
     "KeypointTarget",
     "Lesson",
+    "Limits",
     "LoadedModel",
     "MaskTarget",
     "MethodContext",
@@ -153,6 +156,7 @@ __all__ = [
     "PluginStatus",
     "Preprocess",
     "ProgressFn",
+    "ResourceLimit",
     "SaliencyError",
     "Sample",
     "Target",
@@ -165,6 +169,7 @@ __all__ = [
     "estimate",
     "featured_methods",
     "get_engine",
+    "limits",
     "list_architectures",
     "list_methods",
     "list_models",
@@ -182,4 +187,5 @@ __all__ = [
     "register_method",
     "register_model",
     "set_engine",
+    "set_limits",
 ]

@@ -51,3 +51,11 @@ class Cancelled(SaliencyError):
 
 class TargetNotFound(InvalidParameter):
     """The target's object (a box, a person, a predicted region) is not in the model's output for this image."""
+
+
+class ResourceLimit(InvalidParameter):
+    """A request over one of the server's resource limits (`saliency_core.limits`), refused before work starts."""
+
+    def __init__(self, message: str, *, limit: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
