@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter, UnknownMethod
+from . import coercion
 from .lesson import Lesson
 
 if TYPE_CHECKING:
@@ -38,37 +39,29 @@ class Param:
     log: bool = False
 
     def coerce(self, value: Any) -> Any:
-        """Validate and convert a user value, with a message that names the parameter."""
-        try:
-            if self.kind == "int":
-                if isinstance(value, bool) or float(value) != int(float(value)):
-                    raise ValueError
-                value = int(float(value))
-            elif self.kind == "float":
-                value = float(value)
-            elif self.kind == "bool":
-                if isinstance(value, str):
-                    value = value.strip().lower() in ("1", "true", "yes", "on")
-                value = bool(value)
-            elif self.kind == "choice":
-                matches = [c for c in self.choices if c == value or str(c) == str(value)]
-                value = matches[0] if matches else value
-            elif self.kind == "layer":
-                value = str(value)
-        except (TypeError, ValueError):
+        """Validate and convert a user value (a number, or text from a form or a link) to the parameter's
+        type and range; anything else raises InvalidParameter naming the parameter."""
+        converted = coercion.convert(self, value)
+        if converted is coercion.BAD or not coercion.in_range(self, converted):
             raise InvalidParameter(
-                f"Parameter '{self.name}' must be of type {self.kind}, got {value!r}."
-            ) from None
-        if self.kind == "choice" and value not in self.choices:
-            raise InvalidParameter(
-                f"Parameter '{self.name}' must be one of {', '.join(map(str, self.choices))}; got {value!r}."
+                f"Parameter '{self.name}' must be {coercion.expected(self)}; got {coercion.shown(value)}."
             )
-        if self.kind in ("int", "float"):
-            if self.min is not None and value < self.min:
-                raise InvalidParameter(f"Parameter '{self.name}' must be at least {self.min}; got {value}.")
-            if self.max is not None and value > self.max:
-                raise InvalidParameter(f"Parameter '{self.name}' must be at most {self.max}; got {value}.")
-        return value
+        return converted
+
+    @classmethod
+    def from_dict(cls, p: Mapping[str, Any]) -> Param:
+        """The Param of a schema entry as listed in `MethodInfo.params` (the inverse of `as_dict`)."""
+        return cls(
+            name=p["name"],
+            kind=p["type"],
+            default=p.get("default"),
+            help=p.get("help") or "",
+            min=p.get("min"),
+            max=p.get("max"),
+            step=p.get("step"),
+            choices=tuple(p.get("choices") or ()),
+            log=bool(p.get("log")),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -252,7 +245,7 @@ class MethodSpec:
                             f"{self.title} needs a layer, and this model suggests none: pass layer=."
                         )
                     value = layers[0]
-                out[p.name] = str(value)
+                out[p.name] = p.coerce(value)
             else:
                 out[p.name] = p.coerce(p.default if value is None else value)
         return out

@@ -114,3 +114,91 @@ def test_slow_hints_and_lessons_are_declared_by_each_method() -> None:
         assert lesson.compare_with is None or lesson.compare_with in by_id, method.id
         documented = set(lesson.params) - {p["name"] for p in method.params}
         assert not documented, f"{method.id}'s lesson explains parameters it does not have: {documented}"
+
+
+HOSTILE = (
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    "1e400",
+    "inf",
+    "nan",
+    10**400,
+    True,
+    "",
+    None,
+    [1],
+    "abc",
+)
+HOSTILE_PARAMS = (
+    sc.Param("patch", "int", 32, "", min=1, max=512),
+    sc.Param("count", "int", 0, ""),  # unbounded: 10**400 must still be refused
+    sc.Param("p", "float", 0.5, "", min=0.0, max=1.0),
+    sc.Param("scale", "float", 1.0, ""),  # unbounded: inf and NaN must still be refused
+    sc.Param("ksize", "choice", 3, "", choices=(3, 5, 7)),
+    sc.Param("flag", "bool", False, ""),
+    sc.LAYER,
+)
+
+
+@pytest.mark.parametrize("param", HOSTILE_PARAMS, ids=lambda p: f"{p.kind}-{p.name}")
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_hostile_values_are_refused_with_a_message_naming_the_parameter(param: sc.Param, value) -> None:
+    if param.kind == "bool" and value is True:
+        assert param.coerce(value) is True
+        return
+    if param.kind == "layer" and value in ("1e400", "inf", "nan", "abc"):
+        assert param.coerce(value) == value  # any text is a name; the model checks that it exists
+        return
+    with pytest.raises(sc.InvalidParameter, match=f"Parameter '{param.name}' must be") as caught:
+        param.coerce(value)
+    assert len(str(caught.value)) < 200  # a 400-digit number is not echoed in full
+
+
+def test_good_values_are_converted_to_the_parameters_type() -> None:
+    patch, p, ksize, flag = HOSTILE_PARAMS[0], HOSTILE_PARAMS[2], HOSTILE_PARAMS[4], HOSTILE_PARAMS[5]
+    assert [patch.coerce(v) for v in ("16", " 16 ", 16.0, "16.0", 512)] == [16, 16, 16, 16, 512]
+    assert type(patch.coerce(16.0)) is int
+    assert p.coerce("0.25") == 0.25 and type(p.coerce(1)) is float
+    assert ksize.coerce("5") == 5 and ksize.coerce(7.0) == 7 and ksize.coerce(" 3") == 3
+    assert [flag.coerce(v) for v in ("yes", "off", "TRUE", 0, 1, False)] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert sc.LAYER.coerce("stage4") == "stage4"
+
+
+@pytest.mark.parametrize("value", (16.5, 0, 513, "2.5", 10**30))
+def test_out_of_range_or_fractional_ints_say_what_is_allowed(value) -> None:
+    with pytest.raises(sc.InvalidParameter, match="must be a whole number from 1 to 512"):
+        HOSTILE_PARAMS[0].coerce(value)
+
+
+def test_a_flag_is_neither_a_number_nor_a_numeric_choice() -> None:
+    with pytest.raises(sc.InvalidParameter, match="one of 3, 5, 7"):
+        HOSTILE_PARAMS[4].coerce(True)
+    with pytest.raises(sc.InvalidParameter):
+        sc.Param("k", "choice", 1, "", choices=(0, 1)).coerce(True)
+    with pytest.raises(sc.InvalidParameter, match="true or false"):
+        HOSTILE_PARAMS[5].coerce(2)
+
+
+def test_schema_dicts_round_trip_to_the_same_param() -> None:
+    for method in sc.list_methods():
+        for entry in method.params:
+            assert sc.Param.from_dict(entry).as_dict() == entry
+
+
+def test_an_attribution_with_a_non_finite_parameter_is_refused_before_running() -> None:
+    model = sc.Engine(device="cpu").load_model("shapes_demo", weights=None)
+    x = torch.rand(1, 3, 64, 64)
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'p' must be a finite number"):
+        sc.attribute(model, x, "rise", 0, p=float("nan"), masks=8)
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'patch' must be a whole number"):
+        sc.attribute(model, x, "occlusion", 0, patch="1e400")
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'layer' must be a layer name"):
+        sc.attribute(model, x, "gradcam", 0, layer="")
