@@ -38,6 +38,7 @@ from .methods.lesson import Lesson
 from .models import LoadedModel, ModelInfo, ModelSpec, Preprocess, list_models
 from .models import sources as _sources
 from .models.custom import register_model
+from .models.download import DownloadProgress, download_weights
 from .plugins import PluginStatus, load_plugins, plugin_status
 from .samples import Sample, list_samples
 from .targets import BoxTarget, ClassTarget, KeypointTarget, MaskTarget, Target
@@ -137,6 +138,7 @@ __all__ = [
     "Cancelled",
     "ClassTarget",
     "CostInfo",
+    "DownloadProgress",
     "Engine",
     "Estimate",
     "InvalidImage",
@@ -166,6 +168,7 @@ __all__ = [
     "UnknownModel",
     "WeightsUnavailable",
     "attribute",
+    "download_weights",
     "estimate",
     "featured_methods",
     "get_engine",

@@ -15,11 +15,12 @@ from typing import Any
 from torch import nn
 
 from ..errors import WeightsUnavailable
+from .download import OFFLINE_ENV
 from .layers import build_probe, cam_head_for, find_classifier, grid_reshape, guess_layers, probe_shapes
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .registry import ModelSpec
 from .sources import unknown
-from .weights import OFFLINE_ENV, hub_checkpoints_dir, read_state_dict
+from .weights import hub_checkpoints_dir, read_state_dict
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 _HF_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -70,8 +71,8 @@ def preprocess_from(cfg: dict[str, Any]) -> Preprocess:
 
 
 def cached_weights(cfg: dict[str, Any]) -> Path | None:
-    """The pretrained file on disk (Hugging Face cache), or where torch hub keeps URL weights; None when
-    a Hugging Face file is not cached."""
+    """The pretrained file on disk: in the Hugging Face cache, or where `downloads` puts it (also where
+    torch hub keeps URL weights); when none is there, where the download would put it."""
     hub_id = cfg.get("hf_hub_id")
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
@@ -80,9 +81,29 @@ def cached_weights(cfg: dict[str, Any]) -> Path | None:
             found = try_to_load_from_cache(hub_id, file)
             if isinstance(found, str):
                 return Path(found)
-        return None
+        targets = [target for _, target in _hf_downloads(hub_id, cfg)]
+        return next((t for t in targets if t.is_file()), targets[0])
     url = cfg.get("url")
     return hub_checkpoints_dir() / os.path.basename(url.split("?")[0]) if url else None
+
+
+def downloads(cfg: dict[str, Any]) -> list[tuple[str, Path, str | None]]:
+    """(URL, file, hash prefix) to try in order for the pretrained weights: the Hugging Face files (read
+    as data, a safetensors file first), else the config's URL."""
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        return [(url, target, None) for url, target in _hf_downloads(hub_id, cfg)]
+    url = cfg.get("url")
+    return [(url, hub_checkpoints_dir() / os.path.basename(url.split("?")[0]), None)] if url else []
+
+
+def _hf_downloads(hub_id: str, cfg: dict[str, Any]) -> list[tuple[str, Path]]:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    stem = "timm--" + hub_id.replace("/", "--")
+    return [
+        (f"{endpoint}/{hub_id}/resolve/main/{file}", hub_checkpoints_dir() / f"{stem}--{file}")
+        for file in _hf_files(cfg)
+    ]
 
 
 def _hf_files(cfg: dict[str, Any]) -> tuple[str, ...]:
@@ -104,7 +125,8 @@ def _pretrained(name: str, kwargs: dict[str, Any], cfg: dict[str, Any]) -> nn.Mo
         return _create(name, kwargs, pretrained=True, pretrained_cfg_overlay=overlay)
     if cfg.get("hf_hub_id"):
         where = f"the Hugging Face Hub ({cfg['hf_hub_id']})"
-        file_name, folder = _hf_files(cfg)[0], str(_hf_cache())
+        # Hugging Face's cache layout is not for hand-placed files; the downloads' place is.
+        file_name, folder = (cached.name, str(cached.parent)) if cached else ("", str(_hf_cache()))
     else:
         where = str(cfg.get("url") or "timm's servers")
         file_name = cached.name if cached is not None else ""
@@ -181,6 +203,7 @@ def spec(name: str, num_classes: int | None) -> ModelSpec:
         default_weights=partial(_pretrained, name, kwargs, cfg),
         default_weights_file=partial(cached_weights, cfg),
         extra={
+            "downloads": partial(downloads, cfg),
             "source": "timm",
             "architecture": name,
             "num_classes": classes,

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidWeights, WeightsUnavailable
+from ..errors import InvalidWeights
 from .checkpoints import check_fit, load_checked, read_checkpoint
+from .download import CancelFn, ProgressFn, fetch
 
-OFFLINE_ENV = "SALIENCY_OFFLINE"
 _PATCH_LOCK = threading.Lock()
 
 
@@ -50,28 +50,14 @@ def check_compatible(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
 load_into = load_checked
 
 
-def ensure_cached(url: str) -> Path:
+def ensure_cached(url: str, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> Path:
     """The cached file for a torchvision weights URL, downloading it when missing and allowed."""
     target = cached_file_for(url)
     if target.is_file():
         return target
-    hint = (
-        f"Pretrained weights are not available: the file '{target.name}' is not in {target.parent} and could not "
-        f"be downloaded. Download {url} on a machine with internet access and put it in that folder "
-        f"(or set TORCH_HOME to a folder whose hub/checkpoints holds it)."
-    )
-    if os.environ.get(OFFLINE_ENV):
-        raise WeightsUnavailable(hint, file_name=target.name, folder=str(target.parent))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stem = target.name.rsplit(".", 1)[0]
-        prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=prefix, progress=False)
-    except Exception as exc:  # no network, proxy, disk: the user needs the same advice
-        raise WeightsUnavailable(
-            f"{hint} ({type(exc).__name__}: {exc})", file_name=target.name, folder=str(target.parent)
-        ) from exc
-    return target
+    stem = target.name.rsplit(".", 1)[0]
+    prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None  # torchvision names files <name>-<sha256[:n]>
+    return fetch(url, target, hash_prefix=prefix, progress=progress, cancel=cancel)
 
 
 @contextmanager

@@ -181,10 +181,12 @@ def test_default_weights_offline_say_what_to_do(offline: Path, monkeypatch: pyte
         sc.Engine(device="cpu").load_model("torchvision:resnet18")
     assert err.value.file_name == "resnet18-f37072fd.pth"
     assert str(offline / "hub" / "checkpoints") in str(err.value)
-    monkeypatch.setattr(timm_source, "cached_weights", lambda cfg: None)
     with pytest.raises(sc.WeightsUnavailable, match=r"offline.*local weights file") as err:
         sc.Engine(device="cpu").load_model("timm:resnet10t")
-    assert "timm/resnet10t" in str(err.value) and err.value.file_name == "model.safetensors"
+    # Where sc.download_weights puts the Hub's file (the Hub cache's own layout is not for hand-placed files).
+    assert "timm/resnet10t" in str(err.value)
+    assert err.value.file_name == "timm--timm--resnet10t.c3_in1k--model.safetensors"
+    assert str(offline / "hub" / "checkpoints") in str(err.value)
     assert not sc.model_info("timm:resnet10t").weights_available
 
 
