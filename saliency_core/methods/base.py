@@ -42,10 +42,9 @@ class Param:
         """Validate and convert a user value (a number, or text from a form or a link) to the parameter's
         type and range; anything else raises InvalidParameter naming the parameter."""
         converted = coercion.convert(self, value)
-        if converted is coercion.BAD or not coercion.in_range(self, converted):
-            raise InvalidParameter(
-                f"Parameter '{self.name}' must be {coercion.expected(self)}; got {coercion.shown(value)}."
-            )
+        wrong = coercion.problem(self, converted)
+        if wrong:
+            raise InvalidParameter(f"Parameter '{self.name}' must be {wrong}; got {coercion.shown(value)}.")
         return converted
 
     @classmethod

@@ -51,8 +51,7 @@ def _as_int(p: Param, value: Any) -> Any:
     number = _real(value)
     if number is None or (isinstance(number, float) and not number.is_integer()):
         return BAD
-    number = int(number)
-    return number if abs(number) <= INT_LIMIT else BAD
+    return int(number)  # its size is checked with the range, to say which bound it passes
 
 
 def _as_float(p: Param, value: Any) -> Any:
@@ -134,8 +133,14 @@ def convert(p: Param, value: Any) -> Any:
     return _CONVERT[p.kind](p, value) if p.kind in _CONVERT else value
 
 
-def in_range(p: Param, value: Any) -> bool:
-    """Whether a converted number is within the parameter's min and max (other kinds: always)."""
-    if p.kind not in ("int", "float"):
-        return True
-    return (p.min is None or value >= p.min) and (p.max is None or value <= p.max)
+def problem(p: Param, converted: Any) -> str:
+    """What the parameter must be when a converted value does not fit ("at least 2"); "" when it fits."""
+    if converted is BAD:
+        return expected(p)
+    if p.kind in ("int", "float") and p.min is not None and converted < p.min:
+        return f"at least {p.min}"
+    if p.kind in ("int", "float") and p.max is not None and converted > p.max:
+        return f"at most {p.max}"
+    if p.kind == "int" and abs(converted) > INT_LIMIT:
+        return f"at most {INT_LIMIT}" if converted > 0 else f"at least {-INT_LIMIT}"
+    return ""

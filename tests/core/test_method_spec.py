@@ -172,9 +172,18 @@ def test_good_values_are_converted_to_the_parameters_type() -> None:
     assert sc.LAYER.coerce("stage4") == "stage4"
 
 
-@pytest.mark.parametrize("value", (16.5, 0, 513, "2.5", 10**30))
-def test_out_of_range_or_fractional_ints_say_what_is_allowed(value) -> None:
-    with pytest.raises(sc.InvalidParameter, match="must be a whole number from 1 to 512"):
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (16.5, "a whole number from 1 to 512; got 16.5"),
+        ("2.5", "a whole number from 1 to 512; got '2.5'"),
+        (0, "at least 1; got 0"),
+        (513, "at most 512; got 513"),
+        (10**30, "at most 512; got 1000"),
+    ],
+)
+def test_out_of_range_or_fractional_ints_say_what_is_allowed(value, message: str) -> None:
+    with pytest.raises(sc.InvalidParameter, match=f"Parameter 'patch' must be {message}"):
         HOSTILE_PARAMS[0].coerce(value)
 
 
