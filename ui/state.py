@@ -57,6 +57,7 @@ CUSTOM_WEIGHTS = f"{SEL_PREFIX}custom.weights"  # "Pretrained" | "Random init" |
 CUSTOM_CLASSES = f"{SEL_PREFIX}custom.classes"  # number of classes, 0: from the architecture or the file
 CUSTOM_MODEL = f"{SEL_PREFIX}custom.model"  # CustomChoice of the model in use
 CUSTOM_ERROR = f"{SEL_PREFIX}custom.error"  # why the last "Load" failed, shown until the next one
+CUSTOM_DOWNLOAD = f"{ACTION_PREFIX}custom.download"  # CustomChoice waiting for its pretrained weights
 CUSTOM_CHECKPOINT = f"{ACTION_PREFIX}custom.checkpoint"  # checkpoint uploader (read when Load is pressed)
 CUSTOM_NAMES = f"{ACTION_PREFIX}custom.names"  # class-names uploader
 
@@ -231,3 +232,7 @@ def bump(key: str) -> int:
     """Increment a counter in the session state."""
     st.session_state[key] = int(st.session_state.get(key, 0)) + 1
     return st.session_state[key]
+
+DOWNLOAD = f"{ACTION_PREFIX}download.pending"  # model id whose weights download runs now (None: none)
+DOWNLOAD_CANCELLED = f"{ACTION_PREFIX}download.cancelled"  # set by the download's Cancel, shown once
+DOWNLOAD_ERROR = f"{ACTION_PREFIX}download.error"  # {model id: why its last download failed}

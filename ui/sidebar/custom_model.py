@@ -16,6 +16,7 @@ import streamlit as st
 import saliency_core as sc
 from ui import resources, state, tasks
 from ui.sidebar import weights_files
+from ui.widgets import download
 
 SOURCES = {"timm": "timm", "torchvision": "torchvision"}
 WEIGHTS = ["Pretrained", "Random init", "Checkpoint file"]
@@ -110,6 +111,9 @@ def section() -> sc.LoadedModel | None:
     error = st.session_state.get(state.CUSTOM_ERROR)
     if error:
         st.error(error, icon=":material/error:")
+    waiting = st.session_state.get(state.CUSTOM_DOWNLOAD)
+    if waiting is not None:
+        download.offer(waiting.model_id, waiting.model_id, on_done=lambda: _adopt(waiting))
     choice = current()
     if choice is None:
         st.caption("Choose an architecture and press **Load**.")
@@ -127,6 +131,7 @@ def _submit(source: str, architecture: str) -> None:
     """Load what the form holds; on success it becomes the model in use, else the message is shown and
     the model in use stays (nothing the user had is lost)."""
     st.session_state.pop(state.CUSTOM_ERROR, None)
+    st.session_state.pop(state.CUSTOM_DOWNLOAD, None)
     if not architecture:
         return
     mode = {"Pretrained": "default", "Random init": "random", "Checkpoint file": "file"}[
@@ -156,7 +161,16 @@ def _submit(source: str, architecture: str) -> None:
                 _get(choice)
     except (sc.SaliencyError, weights_files.UploadGone) as exc:
         st.session_state[state.CUSTOM_ERROR] = f"{choice.model_id} was not loaded: {exc}"
+        if isinstance(exc, sc.WeightsUnavailable) and mode == "default":
+            st.session_state[state.CUSTOM_DOWNLOAD] = choice  # offered below the message
         return
+    st.session_state[state.CUSTOM_MODEL] = choice
+
+
+def _adopt(choice: CustomChoice) -> None:
+    """The downloaded model becomes the one in use."""
+    st.session_state.pop(state.CUSTOM_ERROR, None)
+    st.session_state.pop(state.CUSTOM_DOWNLOAD, None)
     st.session_state[state.CUSTOM_MODEL] = choice
 
 
@@ -168,8 +182,7 @@ def _keep_names(data: bytes, name: str) -> str:
     digest = hashlib.sha256(data).hexdigest()[:16]
     suffix = ".json" if name.lower().endswith(".json") else ".txt"
     path = weights_files.folder() / f"classes-{digest}{suffix}"
-    if not path.is_file():
-        path.write_bytes(data)
+    weights_files.keep(path, data)  # in the private upload folder, never written through a link
     return str(path)
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 import saliency_core as sc
 from ui import resources, state, tasks
 from ui.sidebar import custom_model, weights_files
+from ui.widgets import download
 
 
 def random_warning(task: str) -> str:
@@ -209,6 +210,8 @@ def _missing_weights(info: sc.ModelInfo, path: str, detail: str = "") -> None:
         )
     if detail:
         st.caption(detail)
+    if info.id != resources.DEMO_MODEL and not info.weights_help:
+        download.offer(info.id, info.title)
     _offer_demo(info)
     st.button(
         "Use random weights (teaching only)",
@@ -218,14 +221,6 @@ def _missing_weights(info: sc.ModelInfo, path: str, detail: str = "") -> None:
         args=(info.id, "random"),
         width="stretch",
     )
-    if info.id != resources.DEMO_MODEL and not info.weights_help:
-        st.button(
-            "Try to download the weights",
-            key=f"{state.ACTION_PREFIX}download",
-            on_click=_try_download,
-            args=(info.id,),
-            width="stretch",
-        )
 
 
 def _offer_demo(info: sc.ModelInfo) -> None:
@@ -240,12 +235,3 @@ def _offer_demo(info: sc.ModelInfo) -> None:
         args=(resources.DEMO_MODEL, "default" if demo.weights_available else "random"),
         width="stretch",
     )
-
-
-def _try_download(model_id: str) -> None:
-    try:
-        resources.load_model(model_id, "default")
-    except sc.SaliencyError as exc:
-        st.toast(f"Download failed: {exc}", icon=":material/cloud_off:")
-        return
-    resources.models.clear()
