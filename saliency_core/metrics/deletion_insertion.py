@@ -22,7 +22,19 @@ from ..errors import InvalidParameter
 from ..methods.common import default_blur_sigma, gaussian_blur
 from ..models.loaded import LoadedModel
 from ..targets import Target
-from ._common import CancelFn, MapLike, ProgressFn, as_map, check_input, resolve_model, resolve_target, step
+from ._common import (
+    CancelFn,
+    MapLike,
+    ProgressFn,
+    as_map,
+    check_input,
+    checked_batch_size,
+    checked_seed,
+    curve_steps,
+    resolve_model,
+    resolve_target,
+    step,
+)
 
 SUBSTRATES = ("blur", "black", "mean")
 KINDS = ("deletion", "insertion")
@@ -84,7 +96,7 @@ def deletion(
     cancel: CancelFn | threading.Event | None = None,
 ) -> Curve:
     """Deletion curve: the most salient pixels are replaced by the substrate first (lower AUC is better)."""
-    order = _order_for(x, saliency)
+    order = _order_for(model, x, saliency)
     return ordered_curve(model, x, target, order, "deletion", steps, substrate, batch_size, progress, cancel)
 
 
@@ -100,7 +112,7 @@ def insertion(
     cancel: CancelFn | threading.Event | None = None,
 ) -> Curve:
     """Insertion curve: the most salient pixels are put back onto the substrate first (higher AUC is better)."""
-    order = _order_for(x, saliency)
+    order = _order_for(model, x, saliency)
     return ordered_curve(model, x, target, order, "insertion", steps, substrate, batch_size, progress, cancel)
 
 
@@ -117,8 +129,9 @@ def random_curve(
     cancel: CancelFn | threading.Event | None = None,
 ) -> Curve:
     """The reference curve of a random pixel order (`kind` "deletion" or "insertion")."""
+    x = check_input(resolve_model(model), x)  # a clear error before its shape is read
     n = int(x.shape[-1] * x.shape[-2])
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(checked_seed(seed)).permutation(n)
     curve = ordered_curve(model, x, target, order, kind, steps, substrate, batch_size, progress, cancel)
     return _relabel(curve, "random")
 
@@ -138,9 +151,8 @@ def ordered_curve(
     """The curve for an explicit pixel order (flat indices into [H, W], first = first removed/inserted)."""
     if kind not in KINDS:
         raise InvalidParameter(f"A curve's kind must be 'deletion' or 'insertion'; got {kind!r}.")
-    if int(steps) != steps or steps < 1:
-        raise InvalidParameter(f"Steps must be a positive integer; got {steps!r}.")
-    steps = int(steps)
+    steps = curve_steps(steps)
+    batch_size = checked_batch_size(batch_size)
     lm = resolve_model(model)
     x = check_input(lm, x)
     height, width = x.shape[-2:]
@@ -182,7 +194,8 @@ def ordered_curve(
     return Curve(kind, fractions, scores, float(np.trapezoid(scores, fractions)), name)
 
 
-def _order_for(x: torch.Tensor, saliency: MapLike) -> np.ndarray:
+def _order_for(model: LoadedModel | nn.Module, x: torch.Tensor, saliency: MapLike) -> np.ndarray:
+    x = check_input(resolve_model(model), x)  # a clear error before its shape is read
     sal = as_map(saliency)
     if sal.shape != tuple(x.shape[-2:]):
         raise InvalidParameter(

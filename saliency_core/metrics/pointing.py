@@ -12,14 +12,24 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameter
-from ._common import MapLike, as_map
+from ._common import MapLike, as_map, number
 
 Region = MapLike | Sequence[float]
 
 
 def region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
-    """A bool mask [H, W] from a mask (same shape as the map) or a box (x0, y0, x1, y1)."""
-    arr = np.asarray(region.detach().cpu().numpy() if isinstance(region, torch.Tensor) else region)
+    """A bool mask [H, W] from a mask (same shape as the map) or a box (x0, y0, x1, y1) of finite numbers."""
+    try:
+        arr = np.asarray(region.detach().cpu().numpy() if isinstance(region, torch.Tensor) else region)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        raise InvalidParameter(
+            "The ground truth must be a mask [H, W] or a box (x0, y0, x1, y1) of numbers; "
+            f"got {type(region).__name__}."
+        ) from None
+    if not np.isfinite(arr).all():
+        raise InvalidParameter("The ground-truth mask or box holds NaN or infinite values.")
     if arr.ndim >= 2:
         mask = arr
         while mask.ndim > 2 and mask.shape[0] == 1:
@@ -29,7 +39,7 @@ def region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
         return mask.astype(bool)
     box = [float(v) for v in arr.ravel()]
     if len(box) != 4:
-        raise InvalidParameter(f"A box is (x0, y0, x1, y1); got {region!r}.")
+        raise InvalidParameter(f"A box is (x0, y0, x1, y1); got {len(box)} numbers.")
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         raise InvalidParameter(f"A box needs x0 < x1 and y0 < y1; got {tuple(box)}.")
@@ -65,8 +75,7 @@ def pointing_distance(saliency: MapLike, region: Region) -> float:
 
 def pointing_game(saliency: MapLike, mask: Region, tolerance: float = 15) -> bool:
     """Hit when the map's maximum lies within `tolerance` pixels (Euclidean, inclusive) of the object."""
-    if tolerance < 0:
-        raise InvalidParameter(f"Tolerance must be at least 0; got {tolerance}.")
+    tolerance = number("tolerance", tolerance, lo=0.0)
     return pointing_distance(saliency, mask) <= tolerance
 
 

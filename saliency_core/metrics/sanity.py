@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from ._common import (
     CancelFn,
     ProgressFn,
     check_input,
+    checked_seed,
     resolve_model,
     resolve_target,
     step,
@@ -183,7 +185,7 @@ def random_logit(
     if classes < 2:
         raise InvalidParameter("The random-logit test needs a model with at least two classes.")
     others = [c for c in range(classes) if c != tgt.index]
-    index = others[int(np.random.default_rng(seed).integers(len(others)))]
+    index = others[int(np.random.default_rng(checked_seed(seed)).integers(len(others)))]
     names = lm.categories
     other = ClassTarget(index, label=names[index] if index < len(names) else "")
     maps = []
@@ -208,7 +210,8 @@ def _run(
 ) -> SanityResult:
     lm = resolve_model(model)
     x = check_input(lm, x)
-    names = list(stages) if stages is not None else default_stages(lm.module)
+    seed = checked_seed(seed)
+    names = _stages(stages) if stages is not None else default_stages(lm.module)
     if not names:
         raise InvalidParameter("The model has no learnable blocks to randomise.")
     for name in names:
@@ -244,6 +247,20 @@ def _run(
         ssims.append(ssim)
     step(progress, cancel, 1.0, "Done")
     return SanityResult(kind, method, ["original", *names], maps, rhos, ssims, dict(params))
+
+
+def _stages(stages: Sequence[str] | str) -> list[str]:
+    """Layer names to randomise, each once: every stage is a whole attribution, so a repeated name would
+    only repeat work (and a long list of repeats could run for ever)."""
+    names = [stages] if isinstance(stages, str) else list(stages)
+    if not all(isinstance(n, str) and n for n in names):
+        raise InvalidParameter("Stages must be layer names (text), e.g. ['layer4', 'layer3'].")
+    repeated = sorted(n for n, k in Counter(names).items() if k > 1)
+    if repeated:
+        raise InvalidParameter(
+            f"Each stage is randomised once; listed more than once: {', '.join(repeated)}."
+        )
+    return names
 
 
 def _copy_module(model: LoadedModel) -> nn.Module:

@@ -120,3 +120,105 @@ def test_curve_uses_the_softmax_probability_and_card_is_json(setup) -> None:
     assert json.loads(json.dumps(card)) == card
     assert set(card) == {"deletion", "pointing", "energy_pointing"}
     assert card["deletion"]["auc"] == pytest.approx(curve.auc)
+
+
+# --- hostile arguments: refused before any pass, with a message --------------------------------------------
+def _nan_map() -> np.ndarray:
+    sal = np.ones((H, W))
+    sal[2, 3] = np.nan
+    return sal
+
+
+@pytest.mark.parametrize("steps", [True, 2.5, "inf", float("nan"), "1e400", -1, None])
+def test_steps_must_be_a_whole_number(setup, steps) -> None:
+    model, _, x = setup
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'steps' must be"):
+        sc.metrics.deletion(model, x, 0, np.ones((H, W)), steps=steps)
+
+
+def test_steps_are_bounded_by_the_servers_limit_before_any_pass(setup) -> None:
+    model, _, x = setup
+    before = sc.get_engine().forward_count
+    with pytest.raises(sc.ResourceLimit, match="max_metric_steps") as caught:
+        sc.metrics.insertion(model, x, 0, np.ones((H, W)), steps=10**7)
+    assert caught.value.limit == "max_metric_steps" and sc.get_engine().forward_count == before
+    previous = sc.set_limits(max_metric_steps=4)
+    try:
+        with pytest.raises(sc.ResourceLimit):
+            sc.metrics.random_curve(model, x, 0, "deletion", steps=5)
+        assert len(sc.metrics.random_curve(model, x, 0, "deletion", steps=4).scores) == 5
+    finally:
+        sc.set_limits(previous)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_nan_map(), "1 NaN or infinite values"),
+        (np.full((H, W), np.inf), "36 NaN or infinite values"),
+        (np.full((H, W), "high"), "must hold real numbers"),
+        (np.ones((H, W), np.complex64), "must hold real numbers"),
+        (torch.ones(H, W, dtype=torch.complex64), "must hold real numbers"),
+        (torch.empty(H, W, device="meta"), "ordinary tensor"),
+        ([[1, 2], [3]], "must hold real numbers"),
+        (np.ones((0, 4)), "2-D map"),
+    ],
+)
+def test_maps_must_be_finite_real_numbers_for_every_metric(setup, bad, message: str) -> None:
+    model, _, x = setup
+    box = (0, 0, 3, 3)
+    calls = [
+        lambda: sc.metrics.deletion(model, x, 0, bad, steps=4),
+        lambda: sc.metrics.pointing_game(bad, box),
+        lambda: sc.metrics.energy_pointing(bad, box),
+        lambda: sc.metrics.agreement({"a": bad, "b": np.ones((H, W))}),
+        lambda: sc.metrics.similarity(np.ones((H, W)), bad),
+    ]
+    for call in calls:
+        with pytest.raises(sc.InvalidParameter, match=message):
+            call()
+
+
+def test_an_oversized_map_is_refused_by_the_pixel_limit() -> None:
+    previous = sc.set_limits(max_pixels=20)
+    try:
+        with pytest.raises(sc.ResourceLimit, match="max_pixels"):
+            sc.metrics.energy_pointing(np.ones((H, W)), (0, 0, 2, 2))
+    finally:
+        sc.set_limits(previous)
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), -1, float("inf"), "far", True])
+def test_pointing_tolerance_is_a_finite_non_negative_number(tolerance) -> None:
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'tolerance' must be"):
+        sc.metrics.pointing_game(np.eye(H), (0, 0, 2, 2), tolerance=tolerance)
+
+
+@pytest.mark.parametrize(
+    ("region", "message"),
+    [
+        ((0, 0, float("nan"), 3), "NaN or infinite"),
+        ((0, 0, float("inf"), 3), "NaN or infinite"),
+        (("a", "b", "c", "d"), "mask .* or a box .* of numbers"),
+        ((0, 0, 3), "got 3 numbers"),
+        (np.full((H, W), np.nan), "NaN or infinite"),
+    ],
+)
+def test_ground_truth_boxes_and_masks_are_checked(region, message: str) -> None:
+    with pytest.raises(sc.InvalidParameter, match=message):
+        sc.metrics.energy_pointing(np.eye(H), region)
+
+
+def test_seeds_batch_sizes_and_stages_are_checked(setup) -> None:
+    model, _, x = setup
+    for seed in (-1, "x", float("nan"), 2**80):
+        with pytest.raises(sc.InvalidParameter, match="Parameter 'seed' must be"):
+            sc.metrics.random_curve(model, x, 0, "deletion", steps=2, seed=seed)
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'batch_size' must be at most 1024"):
+        sc.metrics.deletion(model, x, 0, np.ones((H, W)), steps=4, batch_size=10**9)
+    with pytest.raises(sc.InvalidParameter, match="listed more than once: a"):
+        sc.metrics.cascading_randomization(model, x, 0, "gradient", stages=["a", "b", "a"])
+    with pytest.raises(sc.InvalidParameter, match="Stages must be layer names"):
+        sc.metrics.independent_randomization(model, x, 0, "gradient", stages=[3])
+    with pytest.raises(sc.InvalidParameter, match="Parameter 'seed' must be"):
+        sc.metrics.cascading_randomization(model, x, 0, "gradient", seed=float("inf"))
