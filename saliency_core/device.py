@@ -60,3 +60,32 @@ def default_cache_bytes(device: torch.device) -> int:
         total = torch.cuda.get_device_properties(device.index or 0).total_memory
         return int(min(4 << 30, total // 8))
     return 1 << 30
+
+
+# torch.OutOfMemoryError exists from torch 2.5; torch.cuda.OutOfMemoryError is the same class there.
+OUT_OF_MEMORY: tuple[type[BaseException], ...] = (
+    getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),
+    MemoryError,
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means an allocation failed (CUDA, MPS or the CPU allocator)."""
+    if isinstance(exc, OUT_OF_MEMORY):
+        return True
+    # The CPU and MPS allocators raise a plain RuntimeError; its message is the only sign.
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "can't allocate memory" in text or "MPS backend out of memory" in text
+
+
+def has_cpu_fallback(device: torch.device) -> bool:
+    """Whether work that ran out of memory on `device` can be rerun on the CPU (an accelerator's)."""
+    return device.type != "cpu"
+
+
+def free_memory(device: torch.device) -> None:
+    """Hand cached blocks back to the driver after an out-of-memory error, so the next request has them."""
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and _mps_available():
+        torch.mps.empty_cache()

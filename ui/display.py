@@ -134,6 +134,8 @@ def result_view(view: View, result: Result, display: Display) -> None:
             f"Nothing to draw with sign = {sign}: the map has no such values. Try another sign (e.g. absolute)."
         )
     badges(result)
+    for note in result.notes:  # e.g. a batch size lowered to fit memory, a run moved to the CPU
+        st.caption(f":material/info: {note}")
     details = describe_params(result.params) or "no parameters"
     st.caption(f"{result.title} · {details} · map range {result.map.min():.3g} … {result.map.max():.3g}")
 

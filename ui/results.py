@@ -46,6 +46,7 @@ class Result:
     backward_passes: int
     device: str
     extras: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # the engine's sentences on how the map was made
     created: float = field(default_factory=time.time)
 
     @property
@@ -104,6 +105,7 @@ def compute(
         backward_passes=int(attribution.backward_passes),
         device=str(attribution.device),
         extras={k: v for k, v in attribution.extras.items() if isinstance(v, (int, float, str, bool))},
+        notes=tuple(attribution.notes),
     )
     store().put(request_key(view, info, params), result)
     return result

@@ -1,5 +1,6 @@
 """RunContext: the engine's `MethodContext`, which computes each need once and caches it per
-(model, image, target, layer), and counts every model pass a method makes."""
+(model, image, target, layer), counts every model pass a method makes, and sizes batches to the batch
+memory limit (retrying a batch that runs out of memory at half the size)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..device import free_memory, is_out_of_memory
 from ..errors import Cancelled, InvalidParameter
 from ..hooks import capture_layers, guided_relus
+from ..limits import limits
 from ..methods.context import CancelFn, ProgressFn
 from ..models.loaded import LoadedModel
 from ..targets import Target
+from .cost import device_batch_size
 from .inputs import detach, should_cancel
 
 if TYPE_CHECKING:
@@ -52,7 +56,12 @@ class RunContext:
         self.forward_passes = 0
         self.backward_passes = 0
         self.extras = {}
-        self.fresh = False  # True: recompute every need instead of reading the cache
+        self.notes: list[str] = []  # sentences for Attribution.notes
+        self.use_cache = True  # False: every need is recomputed and nothing is written to the cache
+        self._batch_grad: bool | None = None  # whether batches need gradients: None until one ran
+        self._retry_size: int | None = None  # after an out-of-memory error: the batch size that is left
+        self._failed_size: int | None = None  # the first batch size that ran out of memory
+        self._caps: list[tuple[bool, int]] = []  # (gradients assumed, size) of batches the limit capped
 
     # --- bookkeeping -----------------------------------------------------------------------
     def step(self, done: int, total: int, message: str = "") -> None:
@@ -63,11 +72,6 @@ class RunContext:
             self._progress(min(1.0, done / max(total, 1)), message)
         if should_cancel(self._cancel):
             raise Cancelled("Cancelled.")
-
-    def batch_size(self) -> int:
-        """Images per batch: the `batch_size` parameter, or the engine's choice for the device when 0."""
-        size = int(self.params.get("batch_size") or 0)
-        return size if size > 0 else self.engine.auto_batch_size(self.x)
 
     def count_passes(self, forward: int, backward: int = 0) -> None:
         """Count passes a method made itself (e.g. a baseline's score)."""
@@ -87,12 +91,21 @@ class RunContext:
         return self.target.key()
 
     def _lookup(self, key: tuple) -> Any:
-        return None if self.fresh else self.engine.cache.get(key)
+        return self.engine.cache.get(key) if self.use_cache else None
+
+    def _store(self, key: tuple, value: Any) -> None:
+        if self.use_cache:
+            self.engine.cache.put(key, value)
+
+    def note(self, text: str) -> None:
+        """Add a sentence to the result's notes (once)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     # --- needs -----------------------------------------------------------------------------
     def output(self) -> Any:
         """The model's output on the input (no gradients), computed once."""
-        out, computed = self.engine.forward_cached(self.model, self.x, self.x_key, fresh=self.fresh)
+        out, computed = self.engine.forward_cached(self.model, self.x, self.x_key, use_cache=self.use_cache)
         self.forward_passes += int(computed)
         return out
 
@@ -123,7 +136,7 @@ class RunContext:
             if name not in cap.outputs:
                 raise InvalidParameter(f"Layer {name} was not used in the forward pass; pick another layer.")
             found = self._reshape(name, cap.outputs[name].detach())
-            self.engine.cache.put(key, found)
+            self._store(key, found)
         return found
 
     def guided_grad(self) -> torch.Tensor:
@@ -140,7 +153,7 @@ class RunContext:
                     )
                 (found,) = torch.autograd.grad(score, [x])
             self._count(1, 1)
-            self.engine.cache.put(key, found)
+            self._store(key, found)
         return found
 
     def _gradient_pass(
@@ -181,7 +194,7 @@ class RunContext:
         input_grad = None
         if with_input:
             input_grad = _zeros_if_none(grads.pop(0), x)
-            self.engine.cache.put(self._need_key("input_grad", tkey), input_grad)
+            self._store(self._need_key("input_grad", tkey), input_grad)
         results: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, grad in zip(captured, grads):
             act = cap.outputs[name]
@@ -192,8 +205,8 @@ class RunContext:
                     raise
                 continue  # an opportunistic layer that is not a spatial map: not worth keeping
             results[name] = pair
-            self.engine.cache.put(self._need_key("layer_grad", tkey, name), pair)
-            self.engine.cache.put(self._need_key("acts", name), pair[0])
+            self._store(self._need_key("layer_grad", tkey, name), pair)
+            self._store(self._need_key("acts", name), pair[0])
         return input_grad, results
 
     def _reshape(self, layer: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -209,7 +222,7 @@ class RunContext:
     def _store_output(self, out: Any) -> None:
         # A pass made for another need saw the plain output too: keep it, a later output() is then free.
         key = ("need", "forward", self.model.key, self.x_key)
-        if key not in self.engine.cache:
+        if self.use_cache and key not in self.engine.cache:
             self.engine.cache.put(key, detach(out))
 
     # --- batched work ------------------------------------------------------------------------
@@ -217,6 +230,7 @@ class RunContext:
         """Gradients of the target for a batch of inputs [B, C, H, W] (one pass per image)."""
         target = self.target
         assert target is not None
+        self._batch_grad = True
         inputs = xs.detach().clone().requires_grad_(True)
         start = time.perf_counter()
         with torch.enable_grad():
@@ -230,6 +244,7 @@ class RunContext:
         """Guided-backpropagation gradients of the target for a batch of inputs [B, C, H, W]."""
         target = self.target
         assert target is not None
+        self._batch_grad = True
         inputs = xs.detach().clone().requires_grad_(True)
         with torch.enable_grad(), guided_relus(self.model.module):
             score = target(self.model.forward(inputs)).sum()
@@ -241,6 +256,7 @@ class RunContext:
         """Perturbation scores of the target (or of `score(output)`) for a batch, without gradients: [B]."""
         target = self.target
         assert target is not None
+        self._batch_grad = self._batch_grad or False
         start = time.perf_counter()
         with torch.no_grad():
             out = self.model.forward(xs)
@@ -250,13 +266,74 @@ class RunContext:
         return values.detach().float()
 
     def for_batches(self, total: int, body: Callable[[int, int], None], message: str) -> None:
-        """Call `body(start, stop)` over [0, total) in batches, with progress and cancellation."""
-        size = self.batch_size()
+        """Call `body(start, stop)` over [0, total) in batches, with progress and cancellation.
+
+        Batches fit max_batch_bytes: until this model was measured at this input shape the first batch is
+        one image, measured. A batch that runs out of memory is retried at half the size, so a body must
+        change nothing before its passes succeed (each family's does: it draws, passes, then adds up).
+        """
+        requested = int(self.params.get("batch_size") or 0)
         self.step(0, total, message)
-        for start in range(0, total, size):
-            stop = min(total, start + size)
-            body(start, stop)
+        start = 0
+        while start < total:
+            stop = min(total, start + self._batch_size(requested, total - start))
+            if not self._run_batch(body, start, stop):
+                self._shrink(stop - start)
+                continue
+            start = stop
             self.step(stop, total, message)
+        grad = self._batch_grad is not False
+        capped = [size for assumed, size in self._caps if assumed == grad]
+        if capped:
+            limit = limits().max_batch_bytes / 2**20
+            self.note(
+                f"batch_size {requested} was lowered to {max(capped)}: larger batches would need more than "
+                f"this server's batch memory limit of {limit:.0f} MiB (max_batch_bytes)."
+            )
+        if self._failed_size is not None:
+            self.note(
+                f"A batch of {self._failed_size} images ran out of memory on {self.model.device.type}; "
+                f"the work was redone in batches of {self._retry_size}."
+            )
+
+    def _batch_size(self, requested: int, remaining: int) -> int:
+        """The next batch's size: the request (or the device's usual size), within the memory budget."""
+        grad = self._batch_grad is not False  # unknown before the first batch: assume the larger need
+        budget = self.engine.budget_batch_size(self.model, self.x, grad)
+        if budget is None:
+            return 1  # measured by _run_batch
+        if self._retry_size is not None:
+            budget = min(budget, self._retry_size)
+        size = requested if requested > 0 else device_batch_size(self.model.device, self.x)
+        if requested > budget and remaining > budget and self._retry_size is None:
+            self._caps.append((grad, budget))
+        return min(size, budget)
+
+    def _run_batch(self, body: Callable[[int, int], None], start: int, stop: int) -> bool:
+        """Run one batch (measuring its memory if the model is not measured yet); False when a batch of
+        more than one image ran out of memory (the caller retries it smaller)."""
+        measure = self.engine.budget_batch_size(self.model, self.x, True) is None
+        try:
+            if measure:
+                with self.engine.measure_batch_memory(self.model, self.x, stop - start) as meter:
+                    body(start, stop)
+                self._batch_grad = self._batch_grad or meter.grad
+            else:
+                body(start, stop)
+        except Exception as exc:
+            if stop - start <= 1 or not is_out_of_memory(exc):
+                raise
+            # Returning (not retrying here) ends the except block, which frees the failed batch's
+            # tensors that the traceback still holds.
+            return False
+        return True
+
+    def _shrink(self, failed: int) -> None:
+        grad = self._batch_grad is not False
+        free_memory(self.model.device)
+        retry = self.engine.record_out_of_memory(self.model, self.x, grad, failed)
+        self._retry_size = min(retry, self._retry_size or retry)
+        self._failed_size = self._failed_size or failed
 
 
 def _grad_or_zeros(score: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,8 @@
 """The Engine: one per process, composing model loading, cost estimates and the shared cache, and
-running methods with a per-model lock so each need is computed once and shared between methods."""
+running methods with a per-model lock so each need is computed once and shared between methods.
+
+What it hands out is the caller's own (copies of cached maps and outputs); a request over the work limit
+is refused before any pass; a request that runs out of accelerator memory is rerun on the CPU."""
 
 from __future__ import annotations
 
@@ -13,16 +16,23 @@ import torch
 from torch import nn
 
 from ..cache import CacheStats, LRUCache, nbytes
-from ..device import default_cache_bytes, describe, pick_device
-from ..errors import InvalidParameter
-from ..methods.base import get_method
+from ..device import (
+    default_cache_bytes,
+    describe,
+    free_memory,
+    has_cpu_fallback,
+    is_out_of_memory,
+    pick_device,
+)
+from ..errors import InvalidParameter, ResourceLimit
+from ..methods.base import MethodSpec, get_method
 from ..methods.context import CancelFn, ProgressFn
 from ..models.loaded import LoadedModel
 from ..targets import ClassTarget, Target, as_target
 from . import inputs
 from .context import RunContext
 from .cost import CostModel
-from .loading import ModelLoader
+from .loading import ModelLoader, cpu_copy
 from .results import Attribution
 
 
@@ -41,16 +51,17 @@ class Engine(ModelLoader, CostModel):
 
     # --- needs shared by every method -----------------------------------------------------
     def forward(self, model: LoadedModel | nn.Module, x: torch.Tensor, x_key: str | None = None) -> Any:
-        """The model output for x without gradients; cached."""
-        return self.forward_cached(self.resolve(model), x, x_key)[0]
+        """The model output for x without gradients; cached, and a copy the caller may change."""
+        return _copy(self.forward_cached(self.resolve(model), x, x_key)[0])
 
     def forward_cached(
-        self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None, fresh: bool = False
+        self, model: LoadedModel, x: torch.Tensor, x_key: str | None = None, use_cache: bool = True
     ) -> tuple[Any, bool]:
-        """(output, whether a pass was made); `fresh` recomputes even when the output is cached."""
+        """(output, whether a pass was made), the cached object itself: for the engine and its methods,
+        which never change it. `use_cache=False` neither reads nor writes the cache."""
         x = self.check_input(model, x)
         key = ("need", "forward", model.key, x_key or inputs.image_digest(x))
-        found = None if fresh else self.cache.get(key)
+        found = self.cache.get(key) if use_cache else None
         if found is not None:
             return found, False
         with model.lock, torch.no_grad():
@@ -58,7 +69,8 @@ class Engine(ModelLoader, CostModel):
             found = inputs.detach(model.forward(x))
             self.record_speed(model, "forward", time.perf_counter() - start, len(x))
         self.forward_count += 1
-        self.cache.put(key, found)
+        if use_cache:
+            self.cache.put(key, found)
         return found, True
 
     def check_input(self, model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
@@ -86,52 +98,109 @@ class Engine(ModelLoader, CostModel):
             raise InvalidParameter(f"{spec.title} does not apply to {model.task} models.")
         x = self.check_input(model, x)
         resolved = spec.resolve(params, model.layers())
-        x_key = inputs.image_digest(x)
+        self.check_work(model, spec, resolved, x)  # before any pass, the default target's included
+        request = (spec, method, x, resolved, progress, cancel, use_cache, started)
         with model.lock:
-            ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
-            ctx.fresh = not use_cache
-            target = self.resolve_target(model, target, ctx.output) if spec.needs_target else None
-            ctx.target = target
-            result_key = (
-                "result",
-                model.key,
-                x_key,
-                method,
-                inputs.params_key(resolved),
-                target.key() if target else None,
-            )
-            if use_cache:
-                hit = self.cache.get(result_key)
-                if hit is not None:
-                    # The default target may have cost a forward pass even on a hit: report it.
-                    return replace(
-                        hit,
-                        cached=True,
-                        forward_passes=ctx.forward_passes,
-                        backward_passes=0,
-                        seconds=time.perf_counter() - started,
-                        target=target,
-                    )
-            compute_started = time.perf_counter()
-            raw, saliency = spec.compute(ctx)
-            elapsed = time.perf_counter() - compute_started
+            try:
+                return self._attribute(model, target, *request)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                where = model.device.type
+            # Out of the except block, so the failed run's tensors (held by the traceback) are freed.
+            free_memory(model.device)
+            if not has_cpu_fallback(model.device):
+                raise _out_of_memory(spec, where)
+            return self._attribute_on_cpu(model, target, *request)
+
+    def _attribute(
+        self,
+        model: LoadedModel,
+        target: Target | int | None,
+        spec: MethodSpec,
+        method: str,
+        x: torch.Tensor,
+        resolved: dict[str, Any],
+        progress: ProgressFn | None,
+        cancel: CancelFn | threading.Event | None,
+        use_cache: bool,
+        started: float,
+    ) -> Attribution:
+        """One map on `model` (the caller holds its lock)."""
+        x_key = inputs.image_digest(x)
+        ctx = RunContext(self, model, x, x_key, None, resolved, progress, cancel)
+        ctx.use_cache = use_cache
+        bound = self.resolve_target(model, target, ctx.output) if spec.needs_target else None
+        ctx.target = bound
+        key = _result_key(model, x_key, method, resolved, bound)
+        if use_cache:
+            hit = self.cache.get(key)
+            if hit is not None:
+                # The default target may have cost a forward pass even on a hit: report it.
+                return replace(
+                    hit.owned_copy(),
+                    cached=True,
+                    forward_passes=ctx.forward_passes,
+                    backward_passes=0,
+                    seconds=time.perf_counter() - started,
+                    target=bound,
+                )
+        compute_started = time.perf_counter()
+        raw, saliency = spec.compute(ctx)
+        elapsed = time.perf_counter() - compute_started
         result = Attribution(
-            map=saliency.detach().to("cpu", torch.float32).contiguous(),
-            raw=raw.detach().to("cpu", torch.float32).contiguous(),
+            # Copies: a method may return a cached need itself (the input gradient), which must stay intact.
+            map=saliency.detach().to("cpu", torch.float32, copy=True).contiguous(),
+            raw=raw.detach().to("cpu", torch.float32, copy=True).contiguous(),
             method=method,
             params=resolved,
-            target=target,
+            target=bound,
             model_id=model.id,
             forward_passes=ctx.forward_passes,
             backward_passes=ctx.backward_passes,
             seconds=time.perf_counter() - started,
             compute_seconds=elapsed,
-            device=str(self.device),
+            device=str(model.device),
             extras=ctx.extras,
+            notes=tuple(ctx.notes),
         )
         if use_cache:
-            self.cache.put(result_key, result, nbytes(result.map) + nbytes(result.raw))
+            self.cache.put(key, result.owned_copy(), nbytes(result.map) + nbytes(result.raw))
         return result
+
+    def _attribute_on_cpu(
+        self,
+        model: LoadedModel,
+        target: Target | int | None,
+        spec: MethodSpec,
+        method: str,
+        x: torch.Tensor,
+        resolved: dict[str, Any],
+        progress: ProgressFn | None,
+        cancel: CancelFn | threading.Event | None,
+        use_cache: bool,
+        started: float,
+    ) -> Attribution:
+        """The request again on a CPU copy of the model, after the accelerator ran out of memory."""
+        where = model.device.type
+        try:
+            on_cpu = cpu_copy(model)
+            cpu_x = x.detach().to("cpu")
+            # Nothing of the one-off copy goes into the cache: its needs would never be asked for again.
+            result = self._attribute(
+                on_cpu, target, spec, method, cpu_x, resolved, progress, cancel, False, started
+            )
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        else:
+            note = f"{where.upper()} ran out of memory, so this map was computed on the CPU (slower)."
+            result = replace(result, model_id=model.id, notes=(*result.notes, note))
+            if use_cache:
+                key = _result_key(model, inputs.image_digest(x), method, resolved, result.target)
+                self.cache.put(key, result.owned_copy(), nbytes(result.map) + nbytes(result.raw))
+            return result
+        raise _out_of_memory(spec, f"{where} and then on the CPU")
 
     def resolve_target(
         self, model: LoadedModel, target: Target | int | None, output: Callable[[], Any]
@@ -165,3 +234,28 @@ class Engine(ModelLoader, CostModel):
             "models": [repr(m) for m in self.loaded_models()],
             "speed": dict(self._speed),
         }
+
+
+def _result_key(
+    model: LoadedModel, x_key: str, method: str, resolved: dict[str, Any], target: Target | None
+) -> tuple:
+    return ("result", model.key, x_key, method, inputs.params_key(resolved), target.key() if target else None)
+
+
+def _out_of_memory(spec: MethodSpec, where: str) -> ResourceLimit:
+    return ResourceLimit(
+        f"{spec.title} ran out of memory on {where}, even one image at a time. Use a smaller image, fewer "
+        "samples or steps, or a smaller model; the server is otherwise unaffected.",
+        limit="memory",
+    )
+
+
+def _copy(value: Any) -> Any:
+    """A model output with every tensor copied (dicts, lists and tuples of them too)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return value

@@ -1,10 +1,14 @@
-"""Cost and speed: passes a method will make before it runs, measured seconds per image, and batch sizes."""
+"""Cost and speed: passes a method will make before it runs (checked against the work limit), measured
+seconds per image, and batch sizes from the batch memory limit."""
 
 from __future__ import annotations
 
 import statistics
-from collections import deque
-from collections.abc import Callable, Mapping
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,10 +17,45 @@ from torch import nn
 
 from ..errors import InvalidParameter
 from ..hooks import capture_layers
-from ..methods.base import CostInfo, get_method
+from ..limits import limits
+from ..methods.base import CostInfo, MethodSpec, get_method
 from ..models.loaded import LoadedModel
 from .inputs import check_input
 from .results import Estimate
+
+# A backward pass keeps every activation its forward saved and makes a gradient about as large as each.
+GRAD_FACTOR = 2
+# Activation bytes per input byte assumed for a model not measured yet: at 224 px a ResNet-18 measures
+# about 50, a MobileNet V3 85, ResNet-50, VGG-16 and ViT-B/16 about 200.
+UNMEASURED_RATIO = 200
+_MEMORY_ENTRIES = 1024  # (model, input shape) measurements kept; each is a few numbers
+_NOT_COST = ("seed", "batch_size")  # int parameters that never change the number of passes
+
+
+@dataclass
+class BatchMemory:
+    """What one image costs in activation memory on a model at one input shape."""
+
+    per_image: int  # bytes of one image's forward activations (a backward multiplies by GRAD_FACTOR)
+    caps: dict[bool, int] = field(default_factory=dict)  # with gradients? -> largest batch that fit
+
+
+class ActivationMeter:
+    """Sums the bytes of every leaf module's output during a pass (a forward hook), and whether the pass
+    kept a graph for a backward; on CUDA also the allocator's measured peak."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.grad = False
+        self.peak = 0
+
+    def hook(self, _module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, dict):
+            output = tuple(output.values())
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                self.bytes += tensor.numel() * tensor.element_size()
+                self.grad = self.grad or tensor.requires_grad
 
 
 class CostModel:
@@ -29,7 +68,10 @@ class CostModel:
         self._speed: dict[tuple[str, str], float] = {}  # (model id, "forward"|"backward") -> s/image
         self._speed_samples: dict[tuple[str, str], deque[float]] = {}
         self._channels: dict[tuple[str, str], int] = {}  # (model id, layer) -> channels
+        self._memory: OrderedDict[tuple, BatchMemory] = OrderedDict()
+        self._memory_lock = threading.Lock()
 
+    # --- passes and work --------------------------------------------------------------------
     def estimate(
         self,
         model: LoadedModel | nn.Module,
@@ -41,17 +83,53 @@ class CostModel:
         model = self.resolve(model)
         spec = get_method(method)
         resolved = spec.resolve(dict(params or {}), model.layers())
-        layer = resolved.get("layer")
         size = tuple(x.shape[-2:]) if x is not None else tuple(_probe_input(model).shape[-2:])
-        # Channels cost a forward pass to measure, so only a cost formula that reads them pays for it.
-        info = CostInfo(size, (lambda: self.layer_channels(model, layer, x)) if layer else 0)
-        forward, backward = spec.cost(resolved, info)
+        forward, backward = spec.cost(resolved, self._cost_info(model, resolved, size, x))
         fwd = self._speed.get((model.id, "forward"))
         bwd = self._speed.get((model.id, "backward"))
         seconds = None
         if (fwd is not None or forward == backward) and (bwd is not None or backward == 0):
             seconds = (forward - backward) * (fwd or 0.0) + backward * (bwd or 0.0)
         return Estimate(forward, backward, seconds)
+
+    def check_work(
+        self, model: LoadedModel, spec: MethodSpec, resolved: dict[str, Any], x: torch.Tensor
+    ) -> None:
+        """Raise ResourceLimit, before any pass, when passes × input pixels is over max_work_pixels."""
+        h, w = (int(v) for v in x.shape[-2:])
+        read: list[int] = []
+        info = self._cost_info(model, resolved, (h, w), x, read)
+        forward, backward = spec.cost(resolved, info)
+        work = (forward + backward) * h * w
+        if work <= limits().max_work_pixels:
+            return
+        limits().check(
+            "max_work_pixels",
+            work,
+            f"The work of this {spec.title} request ({forward} forward + {backward} backward passes over "
+            f"{w}×{h} input pixels)",
+            _work_advice(spec, resolved, info, forward + backward, bool(read)),
+        )
+
+    def _cost_info(
+        self,
+        model: LoadedModel,
+        resolved: Mapping[str, Any],
+        size: tuple[int, ...],
+        x: torch.Tensor | None,
+        read: list[int] | None = None,
+    ) -> CostInfo:
+        """The CostInfo for a formula; `read` gets the channel count if the formula asks for it."""
+        layer = resolved.get("layer")
+
+        def channels() -> int:
+            found = self.layer_channels(model, layer, x)
+            if read is not None:
+                read.append(found)
+            return found
+
+        # Channels cost a forward pass to measure, so only a cost formula that reads them pays for it.
+        return CostInfo(size, channels if layer else 0)
 
     def layer_channels(self, model: LoadedModel, layer: str, x: torch.Tensor | None = None) -> int:
         """Channels of a layer's (reshaped) output, measured with one forward pass and remembered."""
@@ -67,6 +145,7 @@ class CostModel:
             self._channels[key] = int(out.shape[1])
         return self._channels[key]
 
+    # --- speed ------------------------------------------------------------------------------
     def record_speed(self, model: LoadedModel, kind: str, seconds: float, images: int) -> None:
         """Seconds per image of a forward (or forward + backward) pass, for time estimates.
 
@@ -83,11 +162,121 @@ class CostModel:
         samples.append(per_image)
         self._speed[key] = float(statistics.median(samples))
 
-    def auto_batch_size(self, x: torch.Tensor) -> int:
-        """Images per batch for the device, scaled down for inputs larger than 224x224."""
-        base = {"cuda": 64, "mps": 32}.get(self.device.type, 16)
-        scale = (224 * 224) / max(1, x.shape[-1] * x.shape[-2])
-        return int(max(1, min(256, round(base * scale))))
+    # --- batch sizes ------------------------------------------------------------------------
+    def auto_batch_size(self, x: torch.Tensor, model: LoadedModel | None = None, grad: bool = False) -> int:
+        """Images per batch for the device, scaled down for inputs larger than 224x224 and kept within
+        max_batch_bytes (measured on `model` once it ran at this input size, else a cautious guess)."""
+        size = device_batch_size(self.device, x)
+        budget = self.budget_batch_size(model, x, grad) if model is not None else None
+        if budget is None:
+            guess = _image_bytes(x) * UNMEASURED_RATIO * (GRAD_FACTOR if grad else 1)
+            budget = max(1, limits().max_batch_bytes // guess)
+        return min(size, budget)
+
+    def budget_batch_size(self, model: LoadedModel, x: torch.Tensor, grad: bool) -> int | None:
+        """The most images per batch within max_batch_bytes (and under any batch size that ran out of
+        memory before), or None until one image of this shape was measured on the model."""
+        with self._memory_lock:
+            entry = self._memory.get(_memory_key(model, x))
+            if entry is None:
+                return None
+            per_image = entry.per_image * (GRAD_FACTOR if grad else 1)
+            size = max(1, limits().max_batch_bytes // max(per_image, 1))
+            return min(size, entry.caps.get(grad, size))
+
+    @contextmanager
+    def measure_batch_memory(
+        self, model: LoadedModel, x: torch.Tensor, images: int = 1
+    ) -> Iterator[ActivationMeter]:
+        """Measure the activation memory of the batch of `images` run inside the block; remember it per image."""
+        meter = ActivationMeter()
+        with _leaf_hooks(model.module, meter.hook), _cuda_peak(model.device, meter):
+            yield meter
+        share = meter.peak // GRAD_FACTOR if meter.grad else meter.peak
+        per_image = max(meter.bytes, share) // max(images, 1) + _image_bytes(x)
+        with self._memory_lock:
+            key = _memory_key(model, x)
+            self._memory[key] = BatchMemory(per_image)
+            self._memory.move_to_end(key)
+            while len(self._memory) > _MEMORY_ENTRIES:
+                self._memory.popitem(last=False)
+
+    def record_out_of_memory(self, model: LoadedModel, x: torch.Tensor, grad: bool, failed: int) -> int:
+        """Remember that batches of `failed` images ran out of memory; returns the size to retry with."""
+        retry = max(1, failed // 2)
+        with self._memory_lock:
+            entry = self._memory.get(_memory_key(model, x))
+            if entry is not None:
+                entry.caps[grad] = min(entry.caps.get(grad, retry), retry)
+        return retry
+
+
+def device_batch_size(device: torch.device, x: torch.Tensor) -> int:
+    """The device's usual batch at 224x224, scaled down for larger inputs (before any memory limit)."""
+    base = {"cuda": 64, "mps": 32}.get(device.type, 16)
+    scale = (224 * 224) / max(1, x.shape[-1] * x.shape[-2])
+    return int(max(1, min(256, round(base * scale))))
+
+
+def _image_bytes(x: torch.Tensor) -> int:
+    return int(np.prod(x.shape[-3:])) * 4  # one float32 image
+
+
+def _memory_key(model: LoadedModel, x: torch.Tensor) -> tuple:
+    return (model.key, tuple(x.shape[-3:]))
+
+
+def _work_advice(
+    spec: MethodSpec, resolved: dict[str, Any], info: CostInfo, passes: int, read_channels: bool
+) -> str:
+    """What makes fewer passes: each int parameter whose doubling changes the count, in the right
+    direction, a layer with fewer channels where the count read them, and a smaller image."""
+    lower, raise_ = [], []
+    for param in spec.params:
+        value = resolved.get(param.name)
+        if param.kind != "int" or param.name in _NOT_COST or not isinstance(value, int):
+            continue
+        try:
+            changed = sum(spec.cost({**resolved, param.name: max(1, value) * 2}, info))
+        except Exception:  # a cost formula may refuse a value it was never meant to see
+            continue
+        if changed != passes:
+            (lower if changed > passes else raise_).append(param.name)
+    options = [f"lower {', '.join(lower)}"] if lower else []
+    options += [f"raise {', '.join(raise_)}"] if raise_ else []
+    if read_channels:
+        options.append("pick a layer with fewer channels")
+    return f"To make fewer passes: {'; '.join([*options, 'or use a smaller image'])}."
+
+
+@contextmanager
+def _leaf_hooks(module: nn.Module, hook: Callable[..., None]) -> Iterator[None]:
+    """`hook` on every module without children (a container's output is its last child's) while inside."""
+    handles = []
+    try:
+        # TorchScript takes no Python hooks: its batches are sized by the CUDA peak or the first guess.
+        if not isinstance(module, torch.jit.ScriptModule):
+            for sub in module.modules():
+                if next(sub.children(), None) is None and not isinstance(sub, torch.jit.ScriptModule):
+                    handles.append(sub.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _cuda_peak(device: torch.device, meter: ActivationMeter) -> Iterator[None]:
+    """The CUDA allocator's peak above what was allocated before the block (0 elsewhere)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        yield
+        return
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    yield
+    torch.cuda.synchronize(device)
+    meter.peak = max(0, torch.cuda.max_memory_allocated(device) - before)
 
 
 def _probe_input(model: LoadedModel) -> torch.Tensor:

@@ -4,10 +4,14 @@ policy ("default" = bundled file, pretrained enum or the source's own, None = ra
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
+import itertools
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -191,3 +195,34 @@ def _provenance(weights_file: str | None, digest: str, names: Categories | None)
     if names is not None:
         out.update(categories_file=names.file_name, categories_sha256=names.sha256)
     return out
+
+
+def cpu_copy(model: LoadedModel) -> LoadedModel:
+    """A copy of the model on the CPU, its weights copied straight to host memory (never through the
+    accelerator, which has just run out), to rerun a request there."""
+    module = model.module
+    if isinstance(module, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer)
+        buffer.seek(0)
+        copied: nn.Module = torch.jit.load(buffer, map_location="cpu")
+    else:
+        # deepcopy takes an object from `memo` when it meets one listed there: the host copies.
+        memo: dict[int, Any] = {}
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            host = tensor.detach().to("cpu", copy=True)
+            memo[id(tensor)] = (
+                nn.Parameter(host, requires_grad=tensor.requires_grad)
+                if isinstance(tensor, nn.Parameter)
+                else host
+            )
+        copied = copy.deepcopy(module, memo)
+    return LoadedModel(
+        copied,
+        engine=model.engine,
+        spec=model.spec,
+        weights=model.weights,
+        device=torch.device("cpu"),
+        task=model.task,
+        categories=model.categories,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -12,7 +12,12 @@ from ..targets import Target
 
 @dataclass(frozen=True)
 class Attribution:
-    """One saliency map: `map` [H, W] signed and unnormalised on the CPU; `raw` the method's native output."""
+    """One saliency map: `map` [H, W] signed and unnormalised on the CPU; `raw` the method's native output.
+
+    The tensors are the caller's own (the engine's cache keeps separate copies). `notes` are plain sentences
+    on how the map was made that a reader should see (a batch size lowered to fit the memory limit, a run
+    moved to the CPU after the GPU ran out of memory).
+    """
 
     map: torch.Tensor
     raw: torch.Tensor
@@ -27,6 +32,17 @@ class Attribution:
     cached: bool = False
     device: str = "cpu"
     extras: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def owned_copy(self) -> Attribution:
+        """A copy whose tensors and dicts share nothing with this one (the cache hands these out)."""
+        return replace(
+            self,
+            map=self.map.clone(),
+            raw=self.raw.clone(),
+            params=dict(self.params),
+            extras=dict(self.extras),
+        )
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,22 @@ def default_blur_sigma(x: torch.Tensor) -> float:
 def channel_sum(raw: torch.Tensor) -> torch.Tensor:
     """Per-pixel attribution [C, H, W] -> map [H, W] (the sum keeps signs and completeness)."""
     return raw.sum(0)
+
+
+class BatchDraws:
+    """A seeded generator for random numbers drawn batch by batch, that replays a batch redone from the
+    same start (the engine retries a batch that ran out of memory at half the size), so the numbers, and
+    the map, never depend on how the work was split."""
+
+    def __init__(self, seed: int) -> None:
+        self._generator = torch.Generator().manual_seed(seed)
+        self._start = -1
+        self._state = self._generator.get_state()
+
+    def at(self, start: int) -> torch.Generator:
+        """The generator, positioned for the batch that begins at item `start`."""
+        if start == self._start:
+            self._generator.set_state(self._state)
+        else:
+            self._start, self._state = start, self._generator.get_state()
+        return self._generator

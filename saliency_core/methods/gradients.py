@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .base import BATCH_SIZE, SEED, MethodSpec, Param, register
-from .common import channel_sum, default_blur_sigma, gaussian_blur
+from .common import BatchDraws, channel_sum, default_blur_sigma, gaussian_blur
 from .lesson import Lesson
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _smoothgrad(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     p = ctx.params
     x = ctx.x
     sigma = float(p["noise"]) * float(x.max() - x.min())
-    generator = torch.Generator().manual_seed(int(p["seed"]))
+    draws = BatchDraws(int(p["seed"]))
     n = int(p["samples"])
     base = p["base"]
     total = torch.zeros_like(x[0])
@@ -137,6 +137,7 @@ def _smoothgrad(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     def body(start: int, stop: int) -> None:
         nonlocal total, total_sq
         # One draw per sample keeps the noise independent of the batch size.
+        generator = draws.at(start)
         noise = torch.stack([torch.randn(x.shape[1:], generator=generator) for _ in range(start, stop)])
         noisy = x + noise.to(x.device, x.dtype) * sigma
         grads = ctx.guided_gradients(noisy) if base == "guided_backprop" else ctx.gradients(noisy)

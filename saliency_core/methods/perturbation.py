@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..errors import InvalidParameter
 from ..targets import ClassTarget
 from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, register
-from .common import default_blur_sigma, gaussian_blur
+from .common import BatchDraws, default_blur_sigma, gaussian_blur
 from .lesson import Lesson
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     n, cell, p = int(prm["masks"]), int(prm["cell"]), float(prm["p"])
     if cell > max(h, w):
         raise InvalidParameter(f"The RISE cell ({cell} px) is larger than the image ({w}x{h}).")
-    generator = torch.Generator().manual_seed(int(prm["seed"]))
+    draws = BatchDraws(int(prm["seed"]))
     black = ctx.model.black(x)
     target = ctx.target
     score_fn = None
@@ -167,7 +167,7 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     total = torch.zeros(h, w, device=x.device)
 
     def body(start: int, stop: int) -> None:
-        masks = rise_masks(stop - start, (h, w), cell, p, generator).to(x.device, x.dtype)
+        masks = rise_masks(stop - start, (h, w), cell, p, draws.at(start)).to(x.device, x.dtype)
         m = masks[:, None]
         scores = ctx.scores(x * m + black * (1 - m), score_fn).to(x.device)
         total.add_((scores[:, None, None] * masks).sum(0))
