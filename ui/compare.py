@@ -13,6 +13,8 @@ import saliency_core as sc
 from saliency_core import viz
 from ui import display, export, params, resources, results, state
 from ui.display import Display
+from ui.layers import choices as layer_choices
+from ui.layers import suggested
 from ui.results import Result
 from ui.view import View
 from ui.widgets.variants import Variant, choose_methods
@@ -42,9 +44,10 @@ def _methods_variants(view: View) -> list[Variant]:
 
 
 def suggested_values(p: dict[str, Any], current: Any, layers: Sequence[str]) -> list[Any]:
-    """Values worth sweeping for a parameter: all layers or choices, else half, current and double."""
+    """Values worth sweeping for a parameter: the suggested layers, all choices, else half, current and
+    double."""
     if p["type"] == "layer":
-        return list(layers)
+        return suggested(layers)
     if p["type"] == "choice":
         return list(p["choices"])
     if p["type"] == "bool":
@@ -100,14 +103,22 @@ def _sweep_variants(view: View) -> list[Variant]:
     state.default(param_key, names[0], allowed=names)
     name = right.selectbox("Vary", names, key=param_key)
     p = next(q for q in sweepable if q["name"] == name)
-    layers = view.model.layers()
-    base = params.values(info, layers)
+    layers = layer_choices(view)
+    base = params.values(info, layers, view)
     values_key = state.compare_sweep_values(method_id, name)
     suggestions = suggested_values(p, base[name], layers)
     if p["type"] in ("layer", "choice", "bool"):
+        is_layer = p["type"] == "layer"
+        options = list(layers) if is_layer else suggestions  # any layer of the tree can be swept
         state.default(values_key, suggestions[:MAX_VARIANTS])
-        st.session_state[values_key] = [v for v in st.session_state[values_key] if v in suggestions]
-        chosen = st.multiselect("Values", suggestions, key=values_key, max_selections=MAX_VARIANTS)
+        st.session_state[values_key] = [v for v in st.session_state[values_key] if v in options]
+        chosen = st.multiselect(
+            "Values",
+            options,
+            key=values_key,
+            max_selections=MAX_VARIANTS,
+            format_func=layers.label if is_layer else str,
+        )
     else:
         state.default(values_key, ", ".join(str(v) for v in suggestions))
         text = st.text_input("Values (comma-separated)", key=values_key, help=p.get("help"))

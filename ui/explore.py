@@ -8,6 +8,7 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import cards, display, export, params, results, share, state, tasks
+from ui.layers import choices as layer_choices
 from ui.view import View, prediction_picture
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
@@ -24,7 +25,7 @@ def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
         info = params.method_picker(view.model.task, family_area=family_row, method_area=pick)
         pick.caption(info.description)
         with form:
-            values = params.form(info, view.model.layers(), view)
+            values = params.form(info, layer_choices(view), view)
         text, _ = results.estimate_text(view, info, values)
         key = results.request_key(view, info, values)
         auto = results.is_cheap(view, info, values, AUTO_RUN_SECONDS)

@@ -170,6 +170,22 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+def _layer_widget(label: str, k: str, help_text: str | None, layers: Sequence[str]) -> Any:
+    """A searchable picker over the whole module tree (type to filter), the suggested layers first."""
+    fmt = getattr(layers, "label", str)
+    count = len(layers)
+    extra = f" All {count} layers are listed (type to search), with their output shapes; ★ marks suggestions."
+    chosen = st.selectbox(label, list(layers), key=k, help=(help_text or "") + extra, format_func=fmt)
+    note = getattr(layers, "notes", {}).get(chosen)
+    if note:
+        st.warning(
+            f"This layer's output cannot be read as a spatial grid ({note}), so CAM methods cannot use it. "
+            "Pick a layer with a C×h×w output.",
+            icon=":material/grid_off:",
+        )
+    return chosen
+
+
 def widget(method_id: str, p: dict[str, Any], value: Any, layers: Sequence[str]) -> Any:
     """One parameter's widget, its value taken from and kept in the session state."""
     k = key(method_id, p["name"])
@@ -180,7 +196,7 @@ def widget(method_id: str, p: dict[str, Any], value: Any, layers: Sequence[str])
         value = float(value)
     st.session_state[k] = value  # a valid value (defaults replace anything stale)
     if kind == "layer":
-        return st.selectbox(label, list(layers), key=k, help=help_text)
+        return _layer_widget(label, k, help_text, layers)
     if kind == "choice":
         choices = list(p["choices"])
         if len(choices) <= 3 and all(len(str(c)) <= 12 for c in choices):

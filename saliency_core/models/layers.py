@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -257,3 +258,57 @@ def zero_head(module: nn.Module, name: str | None) -> bool:
     if not isinstance(weight, torch.Tensor) or weight.numel() == 0 or weight.is_meta:
         return False
     return not bool(weight.detach().any())
+
+
+@dataclass(frozen=True)
+class LayerOption:
+    """One layer for a CAM layer picker: its output shape, the [C, h, w] map CAM methods read from it
+    (None: it cannot be read as a spatial grid, `note` says why) and whether it is a suggested default."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    grid: tuple[int, int, int] | None
+    suggested: bool
+    note: str = ""
+
+    def describe(self) -> str:
+        """E.g. "layer4 · 512×7×7", "blocks.11.norm1 · 197 tokens × 192 → 192×14×14", "fc · 1000 · not
+        a spatial map"."""
+        if self.grid is not None:
+            c, h, w = self.grid
+            shown = f"{c}×{h}×{w}"
+            if self.shape is not None and len(self.shape) == 3:
+                shown = f"{self.shape[1]} tokens × {self.shape[2]} → {shown}"
+            elif self.shape is not None and self.shape[1:] != self.grid:
+                shown = f"{'×'.join(map(str, self.shape[1:]))} → {shown}"
+            return f"{self.name} · {shown}"
+        size = "×".join(map(str, self.shape[1:])) if self.shape else ""
+        return " · ".join(p for p in (self.name, size, self.note) if p)
+
+
+def layer_options(
+    tree: list[tuple[str, tuple[int, ...] | None]],
+    suggested: set[str],
+    reshape_for: Callable[[str], ReshapeFn | None],
+) -> list[LayerOption]:
+    """Every layer of a tree (from one probe pass) with how a CAM method would read it."""
+    tokens = {s[1] for _, s in tree if s is not None and len(s) == 3}
+    return [_option(name, shape, name in suggested, reshape_for(name), tokens) for name, shape in tree]
+
+
+def _option(
+    name: str, shape: tuple[int, ...] | None, suggested: bool, reshape: ReshapeFn | None, tokens: set[int]
+) -> LayerOption:
+    if shape is None:
+        return LayerOption(name, None, None, suggested, "not called in a forward pass, or no tensor output")
+    if len(shape) == 4 and shape[2] in tokens and shape[2] != shape[3]:
+        # A ViT's attention internals [N, heads, tokens, dims] are 4-D but not an image grid.
+        return LayerOption(name, shape, None, suggested, "per-head tokens, not a spatial map")
+    out = (reshape or (lambda t: t))(torch.empty(shape, device="meta"))
+    if out.ndim != 4:
+        why = "tokens that do not form a grid" if len(shape) == 3 else "not a spatial map"
+        return LayerOption(name, shape, None, suggested, why)
+    c, h, w = (int(s) for s in out.shape[1:])
+    if h * w <= 1:
+        return LayerOption(name, shape, None, suggested, "1×1: no spatial extent")
+    return LayerOption(name, shape, (c, h, w), suggested)

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import InvalidImage, InvalidParameter
 from ..hooks import ReshapeFn, get_layer
 from ..tasks import TaskAdapter, get_adapter
-from .layers import output_shapes, zero_head
+from .layers import LayerOption, layer_options, output_shapes, zero_head
 from .preprocess import IDENTITY, Preprocess
 from .registry import ModelSpec
 
@@ -75,6 +75,7 @@ class LoadedModel:
         # What the loader knows about where the weights and names came from (file names, digests).
         self._provenance: dict[str, Any] = dict(provenance or {})
         self._trees: dict[tuple[int, ...], list[tuple[str, tuple[int, ...] | None]]] = {}
+        self._options: dict[tuple[object, ...], list[LayerOption]] = {}
         self._token = module_token(module)
 
     def __repr__(self) -> str:
@@ -163,6 +164,17 @@ class LoadedModel:
                 found = [(n, shapes.get(n)) for n in defaults]
                 found += [(n, shapes.get(n)) for n in names if n not in defaults]
                 self._trees[key] = found
+        return list(found)
+
+    def layer_options(self, x: torch.Tensor | None = None) -> list[LayerOption]:
+        """`layer_tree` for a layer picker: each layer's output shape, the grid CAM methods read from it
+        (tokens reshaped), or why it has none; the suggested defaults first."""
+        tree = self.layer_tree(x)
+        key = ("options", *(s for s in (tuple(x.shape) if x is not None else ())))
+        with self.lock:
+            found = self._options.get(key)
+            if found is None:
+                found = self._options[key] = layer_options(tree, set(self.layers()), self.reshape_for)
         return list(found)
 
     def _blank(self) -> torch.Tensor:

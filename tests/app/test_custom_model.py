@@ -117,3 +117,26 @@ def test_a_share_link_reopens_your_model_and_the_card_records_its_source(app) ->
     assert card["model"]["source"]["source"] == "timm" and card["model"]["source"]["num_classes"] == 5
     bad = app(query={**link, "model": "timm:no_such_net"})
     assert "model 'timm:no_such_net'" in texts(bad)
+
+
+def test_a_timm_vit_offers_its_whole_module_tree_with_token_grids(app) -> None:
+    at = _submit(_load(app(), "timm", "vit_tiny_patch16_224", "Random init"))
+    view = at.session_state[state.VIEW]
+    assert view.model.id == "timm:vit_tiny_patch16_224"
+    found = _gradcam_results(at)  # Explore's default ran on the ViT's last block norm, tokens as 14×14
+    assert found and found[-1].params["layer"] == "blocks.11.norm1", texts(at)
+    expected = sc.attribute(view.model, view.x, "gradcam", view.target, layer="blocks.11.norm1")
+    assert torch.allclose(torch.from_numpy(found[-1].map), expected.map, atol=1e-6)
+    picker = at.selectbox(key=state.param("gradcam", "layer"))
+    names = [n for n, _ in view.model.layer_tree(view.x)]
+    assert len(picker.options) == len(names) > 200  # the whole tree, not the four suggestions
+    assert picker.options[0].startswith("★ blocks.11.norm1 · 197 tokens × 192 → 192×14×14")
+    picker.set_value("head").run()
+    assert not at.exception
+    assert "cannot be read as a spatial grid" in texts(at)
+    at.selectbox(key=state.param("gradcam", "layer")).set_value("blocks.3.mlp.fc1").run()
+    assert not at.exception, [e.value for e in at.exception]
+    mine = [r for r in _gradcam_results(at) if r.params["layer"] == "blocks.3.mlp.fc1"]
+    assert mine, texts(at)
+    expected = sc.attribute(view.model, view.x, "gradcam", view.target, layer="blocks.3.mlp.fc1")
+    assert torch.allclose(torch.from_numpy(mine[-1].map), expected.map, atol=1e-6)

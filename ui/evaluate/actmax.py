@@ -11,6 +11,7 @@ from saliency_core.methods.context import ProgressFn
 from ui import cards, results, state
 from ui.cards import ActMaxEntry
 from ui.evaluate import common
+from ui.layers import choices as layer_choices
 from ui.view import View
 from ui.widgets.progress import Job
 
@@ -79,10 +80,10 @@ def _controls(view: View) -> dict:
             )
             settings |= {"objective": "class", "class": int(index)}
         else:
-            layers = view.model.layers()
+            layers = layer_choices(view)
             k = state.am_layer(view.info.id)
             state.default(k, layers[0], allowed=layers)
-            layer = left.selectbox("Layer", layers, key=k)
+            layer = left.selectbox("Layer", layers, key=k, format_func=layers.label)
             channel = right.number_input(
                 "Channel", 0, None, step=1, key=state.AM_CHANNEL, help="Which channel of the layer (from 0)."
             )

@@ -11,6 +11,7 @@ from saliency_core.methods.context import ProgressFn
 from ui import cards, display, params, resources, results, state
 from ui.cards import SanityEntry
 from ui.evaluate import common
+from ui.layers import choices as layer_choices
 from ui.view import View
 from ui.widgets.progress import Job
 
@@ -37,7 +38,7 @@ def section(view: View) -> None:
         tests.pop("Random logit")
     infos = resources.methods(view.model.task)
     by_id = {m.id: m for m in infos}
-    layers = view.model.layers()
+    layers = layer_choices(view)
     with st.container(border=True):
         state.default(state.SANITY_TEST, "Cascading", allowed=list(tests))
         test = st.segmented_control("Test", list(tests), key=state.SANITY_TEST, required=True)

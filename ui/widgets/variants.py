@@ -11,6 +11,7 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import params, resources, results
+from ui.layers import choices as layer_choices
 from ui.view import View
 
 
@@ -61,5 +62,5 @@ def choose_methods(
         max_selections=limit,
         help=help,
     )
-    layers = view.model.layers()
+    layers = layer_choices(view)
     return [Variant(by_id[m].title, by_id[m], params.values(by_id[m], layers, view)) for m in chosen]
