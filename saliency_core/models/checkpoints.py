@@ -1,7 +1,8 @@
 """Checkpoint files as data: bounded reads, wrapper mappings and key prefixes undone, readable mismatches.
 
 Files are read with safetensors or `torch.load(weights_only=True)`; anything that would need pickled code
-is refused. Training checkpoints wrap the state dict (`{"state_dict": ...}`, EMA copies) and prefix its
+is refused. Sizes are checked from the file's index before any tensor is read, and every tensor after
+(dense, on the CPU, finite): see `archive`. Training checkpoints wrap the state dict (`{"state_dict": ...}`, EMA copies) and prefix its
 keys (`module.` from DataParallel, `model.` from Lightning, `_orig_mod.` from torch.compile); a prefix is
 stripped only when that makes the keys fit the architecture better.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
 import zipfile
 from collections import Counter
@@ -21,8 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import InvalidWeights
+from ..limits import limits
+from . import archive
 
-MAX_WEIGHTS_BYTES = 2 * 1024**3  # checked before reading: a larger file is refused, not loaded
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "state_dict_ema", "model_ema", "ema")
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
 # Key fragments only detection models have (torchvision's R-CNN, RetinaNet, FCOS, SSD heads).
@@ -32,35 +35,39 @@ PROGRAMS_ADVICE = (
     "in saliency.toml or SALIENCY_ALLOW_PROGRAMS=1, and then load the file as the model 'program:<path>'."
 )
 _SHOWN = 5  # keys listed per kind of mismatch
+# torch's weights-only refusals of objects (a global, a class, a call), naming it where they do.
+_OBJECTS = re.compile(
+    r"GLOBAL ([\w.]+)|(?:new object for|Can only build) .* but got (?:<class ')?([\w.]+)"
+    r"|unrecognized function (?:<[\w -]+ )?([\w.]+)|must be imported to load"
+)
 
 
-def check_size(path: str | os.PathLike, what: str = "weights file", limit: int | None = None) -> Path:
-    """The path, after checking it is a non-empty file within the size limit (before reading a byte)."""
+def check_size(path: str | os.PathLike, what: str = "weights file") -> Path:
+    """The path, after checking it is a non-empty file within max_weights_bytes (before reading a byte)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidWeights(f"No {what} at {path}.")
     size = path.stat().st_size
-    limit = MAX_WEIGHTS_BYTES if limit is None else limit
     if size == 0:
         raise InvalidWeights(f"The {what} {path.name} is empty (0 bytes).")
-    if size > limit:
-        raise InvalidWeights(f"The {what} {path.name} is {_bytes(size)}, over the {_bytes(limit)} limit.")
+    limits().check(
+        "max_weights_bytes",
+        size,
+        f"The {what} {path.name}",
+        "Use a smaller file, or ask the operator to raise max_weights_bytes.",
+    )
     return path
-
-
-def _bytes(size: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
 
 
 def program_kind(path: Path) -> str | None:
     """ "TorchScript" or "torch.export" when the file is a saved program (a zip with code), else None."""
-    if not zipfile.is_zipfile(path):
-        return None
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as opened:
+            names = opened.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None  # not a readable archive, so not a program; the weights reader says what it is
     if any("/code/" in n for n in names):
         return "TorchScript"
     if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
@@ -69,45 +76,60 @@ def program_kind(path: Path) -> str | None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a .safetensors or torch file, unwrapped from training-checkpoint mappings."""
+    """The tensors of a .safetensors or torch file, unwrapped from training-checkpoint mappings.
+
+    Sizes are checked from the file's index before anything is inflated or copied; every tensor returned
+    is dense, on the CPU and finite.
+    """
     path = check_size(path)
-    kind = program_kind(path)
-    if kind is not None:
-        raise InvalidWeights(f"{path.name} is a {kind} program, not a weights file. {PROGRAMS_ADVICE}")
-    return unwrap(_load(path), path.name)
+    kind = archive.file_format(path)
+    if kind == "zip":
+        archive.check_zip(path)
+        program = program_kind(path)
+        if program is not None:
+            raise InvalidWeights(f"{path.name} is a {program} program, not a weights file. {PROGRAMS_ADVICE}")
+    elif kind == "safetensors":
+        archive.check_safetensors(path)
+    # A zip archive's tensors are memory-mapped, so they are copied only after their sizes are checked.
+    return archive.check_tensors(unwrap(_load(path, kind), path.name), path.name, copy=kind == "zip")
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path, kind: str) -> Any:
     try:
-        if path.suffix == ".safetensors":
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "zip")
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found or _is_pickle(path):
-            what = f"a pickled Python object ({found.group(1)})" if found else "pickled Python objects"
-            raise InvalidWeights(
-                f"{path.name} was refused for safety: it holds {what}, and reading such a file could run "
-                "code. Only tensors are read (torch.load with weights_only=True, or safetensors): save the "
-                "weights with torch.save(model.state_dict(), path) or as a .safetensors file."
-            ) from None
-        raise _unreadable(path, "not a PyTorch file") from None
-    except Exception as exc:  # any parse failure is the same user-facing problem
-        raise _unreadable(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        found = _OBJECTS.search(str(exc))
+        if found is not None:
+            name = next((g for g in found.groups() if g), "")
+            what = f" ({name.strip('<>')})" if name else ""
+        elif _pickle_opcode(str(exc)):  # pickle.dump's framing, which torch.save never writes
+            what = " (written by pickle, not torch.save)"
+        else:  # bytes no pickle has: damage, not code
+            raise archive.damaged(path.name, "its pickle is damaged") from None
+        raise InvalidWeights(
+            f"{path.name} contains Python objects other than tensors{what}. Reading such objects can run "
+            f"code, so files that hold them are refused. {archive.RESAVE}"
+        ) from None
+    except Exception as exc:  # any other parse failure is the same user-facing problem
+        raise archive.damaged(path.name, _reason(exc)) from None
 
 
-def _is_pickle(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(1) == b"\x80"  # the PROTO opcode every pickle since protocol 2 starts with
+def _pickle_opcode(message: str) -> bool:
+    """Whether torch's "Unsupported operand N" names a real pickle opcode (not a damaged byte)."""
+    found = re.search(r"Unsupported operand (\d+)", message)
+    return found is not None and chr(int(found.group(1))) in {op.code for op in pickletools.opcodes}
 
 
-def _unreadable(path: Path, reason: str) -> InvalidWeights:
-    return InvalidWeights(
-        f"Could not read {path.name} as weights: it must be a .safetensors file or a PyTorch state dict "
-        f"saved with torch.save (read with weights_only=True, so pickled code is refused). ({reason})"
-    )
+def _reason(exc: Exception) -> str:
+    """The first line of a parse error, without torch's advice to load the file unsafely."""
+    line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    if "weights_only" in line or not line:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {line}"
 
 
 def unwrap(state: Any, name: str) -> dict[str, torch.Tensor]:
@@ -191,7 +213,13 @@ def check_fit(
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
-    if not (missing or unexpected or mismatched):
+    # A parameter loaded from integers or bools (or a counter from floats) is cast silently: refuse it.
+    retyped = [
+        f"{k} (file {str(state[k].dtype).removeprefix('torch.')}, model {archive.dtype_kind(expected[k].dtype)})"
+        for k in expected
+        if k in state and archive.dtype_kind(state[k].dtype) != archive.dtype_kind(expected[k].dtype)
+    ]
+    if not (missing or unexpected or mismatched or retyped):
         return
     detection = [k for k in state if any(m in k for m in DETECTION_MARKERS)]
     if task == "classification" and detection:
@@ -201,7 +229,8 @@ def check_fit(
             "(e.g. torchvision:fasterrcnn_resnet50_fpn)."
         )
     parts = [f"{source} does not fit this architecture."]
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+    kinds = (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+    for title, items in (*kinds, ("with the wrong kind of dtype", retyped)):
         if items:
             more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
             parts.append(f"{len(items)} {title}: {', '.join(items[:_SHOWN])}{more}.")

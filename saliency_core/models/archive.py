@@ -1,0 +1,223 @@
+"""Weights files checked from their index before any tensor is read, and their tensors checked after.
+
+A zip archive (torch.save) is judged by its central directory: the sum of its records' sizes is bounded
+and compressed tensor records are refused, since torch.save stores them uncompressed and a deflated
+record is how a small file inflates to gigabytes. Its tensors are then memory-mapped, not read, so their
+sizes are known before a byte is copied. A .safetensors file is judged by its JSON header (length bounded,
+offsets inside the file, dtypes known). A legacy (pre-zip) torch file cannot be compressed: it is bounded
+by the file-size check. Every tensor read must be dense, on the CPU, and finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+from ..errors import InvalidWeights
+from ..limits import limits
+
+MAX_HEADER_BYTES = 100 * 1024**2  # a safetensors JSON header; real ones are kilobytes
+MAX_RATIO = 100  # inflated / compressed size of a metadata record; tensor data barely compresses
+SAFETENSORS_SIZES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+RESAVE = (
+    "Re-save it as a plain state dict: torch.save(model.state_dict(), path), or "
+    "safetensors.torch.save_file(model.state_dict(), path)."
+)
+_SHOWN = 5  # offending keys named per message
+_CHUNK = 1 << 22  # elements checked for finiteness at a time (bounds the temporary mask)
+
+
+def damaged(name: str, reason: str) -> InvalidWeights:
+    """The message for a file that is not a readable weights file."""
+    return InvalidWeights(
+        f"Could not read {name} as weights: it must be a .safetensors file or a PyTorch state dict saved "
+        f"with torch.save, and it is damaged or of another kind ({reason})."
+    )
+
+
+def file_format(path: Path) -> str:
+    """ "zip", "legacy" or "safetensors", from the file's first bytes (its name may say otherwise)."""
+    with path.open("rb") as fh:
+        head = fh.read(9)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"\x80"):  # the PROTO opcode every pickle since protocol 2 starts with
+        return "legacy"
+    if len(head) == 9 and head[8:9] == b"{":  # 8-byte header length, then the JSON header
+        return "safetensors"
+    raise damaged(path.name, "neither a zip archive, a pickle nor a safetensors header")
+
+
+def check_zip(path: Path) -> list[str]:
+    """The record names of a torch.save archive, after checking its index; nothing is inflated."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise damaged(path.name, f"its zip index is unreadable: {exc}") from None
+    limits().check(
+        "max_weights_bytes",
+        sum(i.file_size for i in infos),
+        f"{path.name} once unpacked",
+        "Use a smaller checkpoint, or ask the operator to raise max_weights_bytes.",
+    )
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise damaged(path.name, f"its record {info.filename} is encrypted")
+        if info.header_offset + info.compress_size > size:
+            raise damaged(path.name, f"its record {info.filename} runs past the end of the file")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise damaged(path.name, f"its record {info.filename} has two sizes")
+            continue
+        if "/data/" in f"/{info.filename}" or info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise InvalidWeights(
+                f"{path.name} holds a compressed record, {info.filename}, that would inflate from "
+                f"{info.compress_size} to {info.file_size} bytes ({ratio:.0f}×). torch.save stores tensor "
+                f"data uncompressed, so this archive was repacked or built to exhaust memory; it is refused "
+                f"before anything is inflated. {RESAVE}"
+            )
+    names = [i.filename for i in infos]
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise damaged(path.name, "a zip archive without the data.pkl record torch.save writes")
+    return names
+
+
+def check_safetensors(path: Path) -> None:
+    """Check a .safetensors header (length, JSON, dtypes, shapes, offsets) before loading the file."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        length = int.from_bytes(fh.read(8), "little")
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            raise damaged(path.name, f"its safetensors header claims {length} bytes")
+        raw = fh.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise damaged(path.name, f"its safetensors header is not JSON: {str(exc)[:120]}") from None
+    if not isinstance(header, dict):
+        raise damaged(path.name, "its safetensors header is not a mapping")
+    data_size, total = size - 8 - length, 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise damaged(path.name, "its __metadata__ is not a mapping of strings")
+            continue
+        total += _entry_bytes(path.name, key, entry, data_size)
+    limits().check("max_weights_bytes", total, f"The total size of the tensors in {path.name}")
+
+
+def _entry_bytes(name: str, key: str, entry: object, data_size: int) -> int:
+    if not isinstance(entry, dict):
+        raise damaged(name, f"its header entry {key!r} is not a mapping")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in SAFETENSORS_SIZES:
+        raise InvalidWeights(
+            f"{name} stores {key!r} as {str(dtype)[:20]!r}, a dtype this reader does not know "
+            f"(known: {', '.join(SAFETENSORS_SIZES)})."
+        )
+    if not (isinstance(shape, list) and all(_count(d) for d in shape)):
+        raise damaged(name, f"the shape of {key!r} is not a list of sizes")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_count(o) for o in offsets)):
+        raise damaged(name, f"the data offsets of {key!r} are not two positions")
+    begin, end = offsets
+    if not begin <= end <= data_size:
+        raise damaged(name, f"the data of {key!r} lies outside the file")
+    if end - begin != math.prod(shape) * SAFETENSORS_SIZES[dtype]:
+        raise damaged(name, f"the data of {key!r} does not match its shape {shape} and dtype {dtype}")
+    return end - begin
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_tensors(tensors: Mapping[str, torch.Tensor], name: str, copy: bool) -> dict[str, torch.Tensor]:
+    """Plain CPU tensors (copied out of a memory map when `copy`), after checking kind, size and values."""
+    odd = [(k, kind) for k, t in tensors.items() if (kind := _odd_kind(t))]
+    if odd:
+        raise InvalidWeights(
+            f"{name} holds tensors that are not plain dense CPU tensors: {_listed(f'{k} ({v})' for k, v in odd)}"
+            f". Weights must be dense: save tensor.to_dense() or tensor.dequantize() instead. {RESAVE}"
+        )
+    limits().check(
+        "max_weights_bytes",
+        sum(t.numel() * t.element_size() for t in tensors.values()),
+        f"The total size of the tensors in {name}",
+        "Use a smaller checkpoint, or ask the operator to raise max_weights_bytes.",
+    )
+    plain = {k: t.detach().clone() if copy else t.detach() for k, t in tensors.items()}
+    bad = [k for k, t in plain.items() if not _finite(t)]
+    if bad:
+        raise InvalidWeights(
+            f"{name} has NaN or infinite values in {_listed(bad)}: these weights are unusable."
+        )
+    return plain
+
+
+def _odd_kind(t: torch.Tensor) -> str:
+    """What makes a tensor unusable as a weight ("" for a dense CPU tensor)."""
+    if type(t) not in (torch.Tensor, torch.nn.Parameter):
+        return f"a {type(t).__name__}"
+    if t.is_nested:
+        return "nested"
+    if t.is_quantized:
+        return "quantized"
+    if t.layout != torch.strided:
+        return str(t.layout).removeprefix("torch.").replace("_", " ")
+    if t.device.type != "cpu":
+        return f"on the {t.device.type} device, without data" if t.device.type == "meta" else str(t.device)
+    return ""
+
+
+def _finite(t: torch.Tensor) -> bool:
+    if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
+        return True
+    flat = t.reshape(-1)
+    for start in range(0, flat.numel(), _CHUNK):
+        part = flat[start : start + _CHUNK]
+        if t.is_complex():
+            part = torch.view_as_real(part if t.dtype != torch.complex32 else part.to(torch.complex64))
+        elif t.dtype not in (torch.float32, torch.float64):
+            part = part.float()  # isfinite has no kernel for every narrow float type
+        if not bool(torch.isfinite(part).all()):
+            return False
+    return True
+
+
+def _listed(items: Iterable[str]) -> str:
+    items = list(items)
+    more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more
+
+
+def dtype_kind(dtype: torch.dtype) -> str:
+    """ "floating point", "complex", "bool" or "integer": what a parameter of this dtype can hold."""
+    if dtype.is_floating_point:
+        return "floating point"
+    if dtype.is_complex:
+        return "complex"
+    return "bool" if dtype == torch.bool else "integer"
