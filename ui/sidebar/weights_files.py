@@ -1,16 +1,21 @@
 """Weights files a user uploads (U²-Net's published weights cannot be downloaded automatically).
 
-The bytes are written to a temporary file named by their digest, loaded through the library's safe path
-(`sc.load_model(id, weights=path)`: safetensors or `torch.load(weights_only=True)`, strict key matching),
-and the file is deleted at once: the engine keeps the loaded model, so nothing stays on disk. At most
+The bytes are written to a temporary file named by their digest, in a folder private to this process
+(made by mkdtemp, mode 0700; files are created exclusively, mode 0600, never through a link), loaded
+through the library's safe path (`sc.load_model(id, weights=path)`: sizes checked from the file's index,
+safetensors or `torch.load(weights_only=True)`, strict key matching), and the file is deleted at once: the engine keeps the loaded model, so nothing stays on disk. At most
 MAX_LOADED uploaded models stay in memory across all sessions; older ones are unloaded, and a session
 that still points at one is asked to upload it again.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
 import re
+import shutil
+import stat
 import tempfile
 import threading
 from collections import OrderedDict
@@ -26,7 +31,12 @@ from ui import resources
 TYPES = ["pth", "pt", "safetensors"]
 MAX_MB = 200  # u2net.pth is 176 MB
 MAX_LOADED = 3
+FOLDER_PREFIX = "saliency-uploads-"
 _LOCK = threading.Lock()
+_FOLDER_LOCK = threading.Lock()
+_FOLDER: Path | None = None
+# Created exclusively: an existing name (a planted link, another file) makes the open fail, not follow.
+_NEW_FILE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -55,9 +65,55 @@ def _loaded() -> OrderedDict[tuple[str, str], None]:
 
 
 def folder() -> Path:
-    path = Path(tempfile.gettempdir()) / "saliency-dashboard-weights"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """This process's private folder for uploads (a fresh mkdtemp folder, mode 0700, removed at exit).
+
+    A shared, predictable folder would let another local user plant links there that the upload is
+    written through; a folder only this process knows and only this user can enter leaves no such opening.
+    """
+    global _FOLDER
+    with _FOLDER_LOCK:
+        if _FOLDER is None or not _is_own_dir(_FOLDER):
+            _FOLDER = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+            atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+        return _FOLDER
+
+
+def _is_own_dir(path: Path) -> bool:
+    try:
+        info = os.lstat(path)  # lstat: a link put in the folder's place is not a folder
+    except OSError:
+        return False
+    if not hasattr(os, "getuid"):  # Windows: no owners and modes to compare
+        return stat.S_ISDIR(info.st_mode)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) == 0o700
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write `data` to a new file (mode 0600), replacing whatever has its name without following it."""
+    try:
+        try:
+            fd = os.open(path, _NEW_FILE, 0o600)
+        except FileExistsError:
+            os.unlink(path)  # removes a link itself, never its target
+            fd = os.open(path, _NEW_FILE, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise sc.SaliencyError(f"The server could not store the uploaded file: {exc.strerror}.") from None
+
+
+def keep(path: Path, data: bytes) -> None:
+    """Make `path` a plain file holding `data`, unless it already is one (files named by their digest)."""
+    try:
+        # No links followed, and no wait on a pipe put in the file's place.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        fd = None  # absent, or a link: write it anew
+    if fd is not None:
+        with os.fdopen(fd, "rb") as fh:
+            if stat.S_ISREG(os.fstat(fh.fileno()).st_mode) and fh.read(len(data) + 1) == data:
+                return
+    write_new(path, data)
 
 
 def _suffix(name: str) -> str:
@@ -79,10 +135,12 @@ def load(model_id: str, data: bytes, name: str, **options: Any) -> tuple[sc.Load
     resources.engine()
     with _LOCK:
         try:
-            path.write_bytes(data)
+            write_new(path, data)
             model = sc.load_model(model_id, weights=str(path), **_given(options))
-        except sc.InvalidWeights as exc:
-            raise sc.InvalidWeights(_plain(str(exc), path, name)) from None
+        except sc.SaliencyError as exc:
+            # The same kind of error (a size limit stays a ResourceLimit), naming the user's file.
+            exc.args = (_plain(str(exc), path, name), *exc.args[1:])
+            raise
         finally:
             path.unlink(missing_ok=True)
         _remember(model_id, str(path))
