@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -11,7 +12,29 @@ import saliency_core as sc
 from ui import resources, state
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
-MAX_BYTES = 25 * 1024 * 1024  # the image uploader's limit, checked again for bytes that bypass it
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
+
+
+def max_bytes() -> int:
+    """The uploader's limit (the server's max_upload_bytes), checked again for bytes that bypass it."""
+    return int(sc.limits().max_upload_bytes)
+
+
+def __getattr__(name: str) -> int:
+    # MAX_BYTES follows the limits in force (they can change after import), so it is computed on access.
+    if name == "MAX_BYTES":
+        return max_bytes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def megabytes(size: int) -> str:
+    """A byte count in MB as people write it: 25, 2.5, 0.25."""
+    return f"{size / 2**20:.3g}"
+
+
+def md_escape(text: str) -> str:
+    """`text` shown literally in Streamlit markdown: file names and messages are user-controlled."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 @dataclass(frozen=True)
@@ -25,24 +48,28 @@ class ImageChoice:
     width: int
     height: int
     sample_id: str | None = None
+    note: str = ""  # what reading it found that the person should know (e.g. NaN pixels shown black)
 
 
 def read(data: bytes, name: str, source: str, sample_id: str | None = None) -> ImageChoice:
     """Check that `data` is a readable image and describe it; raises sc.InvalidImage with a plain message."""
-    if len(data) > MAX_BYTES:
+    limit = max_bytes()
+    if len(data) > limit:
         raise sc.InvalidImage(
-            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB. Please downscale it."
+            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {megabytes(limit)} MB. Please downscale it."
         )
     image = sc.load_image(data)
-    return ImageChoice(data, name, source, resources.digest(data), image.width, image.height, sample_id)
+    note = str(image.info.get("saliency_note", ""))
+    digest = resources.digest(data)
+    return ImageChoice(data, name, source, digest, image.width, image.height, sample_id, note)
 
 
 def accept(data: bytes, name: str, source: str, sample_id: str | None = None) -> bool:
     """Make `data` the current image; on failure keep the current one and remember the message."""
     try:
         choice = read(data, name, source, sample_id)
-    except sc.InvalidImage as exc:
-        st.session_state[state.IMAGE_ERROR] = f"Could not use {name}: {exc}"
+    except (sc.InvalidImage, sc.ResourceLimit) as exc:  # unreadable, or over a limit: a message either way
+        st.session_state[state.IMAGE_ERROR] = md_escape(f"Could not use {name}: {exc}")
         return False
     st.session_state[state.IMAGE] = choice
     st.session_state.pop(state.IMAGE_ERROR, None)

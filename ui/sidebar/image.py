@@ -37,7 +37,10 @@ def section() -> str:
         st.error(error, icon=":material/broken_image:")
     choice = images.current()
     if choice is not None:
-        st.caption(f"In use: **{choice.name}** ({choice.width}×{choice.height}, {choice.source})")
+        name = images.md_escape(choice.name)
+        st.caption(f"In use: **{name}** ({choice.width}×{choice.height}, {choice.source})")
+        if choice.note:
+            st.info(images.md_escape(choice.note), icon=":material/info:")
     elif source == "Samples":
         st.caption("Pick a sample from the gallery below.")
     return str(source)
@@ -74,8 +77,8 @@ def _uploader() -> None:
         "Upload an image",
         type=images.UPLOAD_TYPES,
         key=f"{state.ACTION_PREFIX}upload",
-        max_upload_size=images.MAX_BYTES // 2**20,
-        help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame), up to 25 MB.",
+        max_upload_size=max(1, images.max_bytes() // 2**20),  # whole MB; read() checks the exact limit
+        help=f"PNG, JPEG, WebP, BMP, TIFF or GIF (first frame), up to {images.megabytes(images.max_bytes())} MB.",
     )
     if upload is not None and st.session_state.get(state.UPLOAD_ID) != upload.file_id:
         st.session_state[state.UPLOAD_ID] = upload.file_id
