@@ -285,10 +285,11 @@ class RunContext:
         grad = self._batch_grad is not False
         capped = [size for assumed, size in self._caps if assumed == grad]
         if capped:
-            limit = limits().max_batch_bytes / 2**20
+            limit = limits().max_batch_bytes
+            shown = f"{limit / 2**20:.0f} MiB" if limit >= 2**20 else f"{limit / 1024:.0f} KiB"
             self.note(
                 f"batch_size {requested} was lowered to {max(capped)}: larger batches would need more than "
-                f"this server's batch memory limit of {limit:.0f} MiB (max_batch_bytes)."
+                f"this server's batch memory limit of {shown} (max_batch_bytes)."
             )
         if self._failed_size is not None:
             self.note(
