@@ -213,7 +213,7 @@ def _stretch(image: Image.Image) -> tuple[Image.Image, str]:
     strips = [(top, min(height, top + rows)) for top in range(0, height, rows)]
     lo, hi, bad = np.inf, -np.inf, 0
     for top, bottom in strips:
-        values = np.asarray(image.crop((0, top, width, bottom)), dtype=np.float64)
+        values = _strip(image, top, bottom)
         finite = np.isfinite(values)
         count = int(np.count_nonzero(finite))
         bad += values.size - count
@@ -225,7 +225,7 @@ def _stretch(image: Image.Image) -> tuple[Image.Image, str]:
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     grey = np.zeros((height, width), np.uint8)
     for top, bottom in strips:
-        values = np.asarray(image.crop((0, top, width, bottom)), dtype=np.float64)
+        values = _strip(image, top, bottom)
         values -= lo
         values *= scale
         values[~np.isfinite(values)] = 0.0
@@ -237,6 +237,14 @@ def _stretch(image: Image.Image) -> tuple[Image.Image, str]:
         were, are = ("was", "is") if bad == 1 else ("were", "are")
         note = f"{bad:,} pixel{'s' if bad != 1 else ''} {were} NaN or infinite and {are} shown black."
     return Image.fromarray(grey), note
+
+
+def _strip(image: Image.Image, top: int, bottom: int) -> np.ndarray:
+    """Rows top..bottom as float64."""
+    # Signalling NaNs (any bit pattern can be in a float file) raise numpy's "invalid value in cast"
+    # warning when widened; they stay NaN and are counted as such, so the warning says nothing new.
+    with np.errstate(invalid="ignore"):
+        return np.asarray(image.crop((0, top, image.width, bottom)), dtype=np.float64)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

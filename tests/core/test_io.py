@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -240,6 +241,16 @@ def test_a_single_non_finite_pixel_is_noted_in_the_singular() -> None:
     img = sc.load_image(_float_tiff([[0.0, np.nan], [1.0, 1.0]]))
     assert img.info["saliency_note"] == "1 pixel was NaN or infinite and is shown black."
     assert "saliency_note" not in sc.load_image(_float_tiff([[0.0, 1.0]])).info
+
+
+def test_a_signalling_nan_is_counted_without_a_numpy_warning() -> None:
+    values = np.array([[0.0, 1.0, 2.0]], np.float32)
+    values.view(np.uint32)[0, 1] = 0x7F800001  # a signalling NaN, as a mutated float file can hold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = sc.load_image(_float_tiff(values))
+    np.testing.assert_array_equal(np.asarray(img)[0, :, 0], [0, 0, 255])
+    assert img.info["saliency_note"].startswith("1 pixel was NaN")
 
 
 def test_an_all_non_finite_image_is_refused() -> None:
