@@ -321,3 +321,50 @@ def test_speed_estimates_drop_the_cold_first_pass() -> None:
     for seconds in (1.0, 1.2, 0.8):
         engine.record_speed(model, "forward", seconds * 4, 4)
     assert engine._speed[(model.id, "forward")] == pytest.approx(1.0)
+
+
+def test_changing_a_returned_map_in_place_does_not_change_the_cache(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    first = engine.attribute(resnet, image, "gradcam", 3, layer="layer4")
+    kept = first.map.clone()
+    first.map.mul_(-7)
+    first.raw.zero_()
+    first.params["layer"] = "elsewhere"
+    again = engine.attribute(resnet, image, "gradcam", 3, layer="layer4")
+    assert again.cached and torch.equal(again.map, kept) and again.params["layer"] == "layer4"
+    again.map.zero_()  # a hit is the caller's own too
+    assert torch.equal(engine.attribute(resnet, image, "gradcam", 3, layer="layer4").map, kept)
+
+
+def test_changing_a_returned_raw_gradient_does_not_change_the_shared_need(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    engine.attribute(resnet, image, "gradient", 3).raw.fill_(1e6)  # raw is the input gradient itself
+    shared = engine.attribute(resnet, image, "gradient_x_input", 3)
+    assert shared.forward_passes == 0  # served by the need the first call cached
+    alone = sc.Engine(device="cpu").attribute(resnet, image, "gradient_x_input", 3)
+    assert torch.equal(shared.map, alone.map)
+
+
+def test_changing_a_forward_output_does_not_change_the_cache(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    out = engine.forward(resnet, image)
+    kept = out.clone()
+    out.zero_()
+    assert torch.equal(engine.forward(resnet, image), kept) and engine.forward_count == 1
+
+
+def test_use_cache_false_neither_reads_nor_writes_the_cache(resnet, image) -> None:
+    engine = sc.Engine(device="cpu")
+    for method, params in (
+        ("gradcam", {"layer": "layer4"}),
+        ("gradient", {}),
+        ("occlusion", FAST_PARAMS["occlusion"]),
+    ):
+        a = engine.attribute(resnet, image, method, 3, use_cache=False, **params)
+        assert not a.cached and a.forward_passes >= 1
+    assert engine.cache.stats().entries == 0 and engine.cache.stats().bytes == 0
+    cached = engine.attribute(resnet, image, "gradcam", 3, layer="layer4")
+    entries = engine.cache.stats().entries
+    fresh = engine.attribute(resnet, image, "gradcam", 3, layer="layer4", use_cache=False)
+    assert (fresh.forward_passes, fresh.backward_passes) == (1, 1) and not fresh.cached
+    assert torch.equal(fresh.map, cached.map) and engine.cache.stats().entries == entries
