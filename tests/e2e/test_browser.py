@@ -8,134 +8,31 @@ Without Chromium the test fails, unless SALIENCY_SKIP_E2E=1 (CI installs it thro
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from browser import ARTIFACTS, BROWSER_ARGS, chromium, save_small, variance, wait_idle
 
 import saliency_core as sc
 from ui.sidebar import sample_label
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-ARTIFACTS = ROOT / ".e2e_artifacts"  # the server log, for when something goes wrong (git-ignored)
 VIEWPORT = {"width": 1000, "height": 1150}
 TIMEOUT_MS = 90_000
-
-
-def _chromium() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    message = (
-        "Chromium is not installed, so the browser test cannot run. Install Debian's package "
-        "(`apt-get install chromium`, as .ci/run does) or set SALIENCY_SKIP_E2E=1 to skip this test."
-    )
-    if os.environ.get("SALIENCY_SKIP_E2E") == "1":
-        pytest.skip(message)
-    pytest.fail(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """The app served by `streamlit run` on a free port; stopped by its PID afterwards."""
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "streamlit.log").open("w")
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _variance(png: bytes) -> float:
-    with Image.open(io.BytesIO(png)) as image:
-        return float(np.asarray(image.convert("L"), dtype=np.float32).std())
-
-
-def _save_small(png: bytes, name: str) -> Path:
-    """A screenshot at most 1000 px wide, palette-compressed.
-
-    It goes to docs/screenshots/ when missing there or when SALIENCY_UPDATE_SCREENSHOTS=1, else to
-    .e2e_artifacts/, so that test runs do not rewrite the README's pictures (their timings change each run).
-    """
-    target = SCREENSHOTS / name
-    if target.exists() and os.environ.get("SALIENCY_UPDATE_SCREENSHOTS") != "1":
-        target = ARTIFACTS / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(io.BytesIO(png)) as image:
-        image = image.convert("RGB")
-        if image.width > 1000:
-            image = image.resize((1000, round(image.height * 1000 / image.width)), Image.Resampling.LANCZOS)
-        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
-    return target
-
-
-def _wait_idle(page) -> None:
-    """Wait until the script run an action started is over (Streamlit flags its state on the app element)."""
-    from playwright.sync_api import expect
-
-    app = page.get_by_test_id("stApp")
-    with contextlib.suppress(AssertionError):  # a short run may be over before we look
-        expect(app).to_have_attribute("data-test-script-state", "running", timeout=1500)
-    expect(app).to_have_attribute("data-test-script-state", "notRunning")
 
 
 def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    chromium = _chromium()
+    executable = chromium()
     expect.set_options(timeout=TIMEOUT_MS)
     scenes = [s for s in sc.list_samples() if s.kind == "synthetic"]
     assert len(scenes) >= 2, "the bundled synthetic scenes are missing"
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            executable_path=executable,
+            args=BROWSER_ARGS,
         )
         page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
         page.set_default_timeout(TIMEOUT_MS)
@@ -149,7 +46,7 @@ def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
             sidebar = page.get_by_test_id("stSidebar")
             main = page.get_by_test_id("stMain")
             expect(sidebar.get_by_text("Target")).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.get_by_text("Press Run to compute RISE")).to_be_visible()
 
             # Run shows progress; Cancel stops it and says so, and the app stays usable
@@ -157,27 +54,27 @@ def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
             expect(main.get_by_test_id("stProgress")).to_be_visible()
             main.get_by_role("button", name="Cancel").click()
             expect(main.get_by_text("Cancelled.")).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.get_by_test_id("stProgress")).to_have_count(0)
 
             # pick a sample from the gallery
             sidebar.get_by_role("button", name=sample_label(scenes[1]), exact=True).click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(sidebar.locator("strong", has_text=scenes[1].title)).to_be_visible()
 
             # method 1: the plain gradient, which runs by itself (cheap)
             main.get_by_role("radio", name="Gradient-based").click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.get_by_text("Gradient (saliency) overlay")).to_be_visible()
             # method 2: Grad-CAM
             main.get_by_role("radio", name="Class activation maps").click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.get_by_text("Grad-CAM overlay")).to_be_visible()
             overlay = main.get_by_test_id("stImage").nth(1)
-            assert _variance(overlay.screenshot()) > 5, "the overlay is blank"
+            assert variance(overlay.screenshot()) > 5, "the overlay is blank"
             expect(main.locator(".js-plotly-plot")).to_have_count(1)
             main.evaluate("element => element.scrollTo(0, 0)")
-            _save_small(page.screenshot(), "explore.png")
+            save_small(page.screenshot(), "explore.png")
 
             # export the view as PNG
             with page.expect_download() as download:
@@ -187,17 +84,17 @@ def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
             # Compare starts from the two maps computed on Explore
             sidebar.get_by_role("link", name="Compare").click()
             expect(main.get_by_role("heading", name="Compare")).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
             chips = main.get_by_test_id("stMultiSelect").inner_text()
             assert "Grad-CAM" in chips and "Gradient (saliency)" in chips, chips
             expect(main.get_by_text("Spearman rank correlation")).to_be_visible()
             tiles = main.get_by_test_id("stImage")
             assert tiles.count() >= 4  # two grid tiles, then maps A and B of the difference view
             for i in range(2):
-                assert _variance(tiles.nth(i).screenshot()) > 5, f"grid tile {i} is blank"
+                assert variance(tiles.nth(i).screenshot()) > 5, f"grid tile {i} is blank"
             expect(main.locator(".js-plotly-plot")).to_have_count(3)
             main.evaluate("element => element.scrollTo(0, 0)")
-            _save_small(page.screenshot(), "compare.png")
+            save_small(page.screenshot(), "compare.png")
         finally:
             page.screenshot(path=str(ARTIFACTS / "last.png"))
             browser.close()
@@ -207,7 +104,7 @@ def test_evaluate_faithfulness_curves(server: str) -> None:
     """Evaluate computes deletion and insertion curves with a progress bar and draws them (small: 20 steps)."""
     from playwright.sync_api import expect, sync_playwright
 
-    chromium = _chromium()
+    executable = chromium()
     expect.set_options(timeout=TIMEOUT_MS)
     scene = next(s for s in sc.list_samples() if s.kind == "synthetic")
     link = f"{server}/?sample={scene.id}&model=shapes_demo&method=gradcam"
@@ -215,26 +112,26 @@ def test_evaluate_faithfulness_curves(server: str) -> None:
         link += "&weights=random"
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            executable_path=executable,
+            args=BROWSER_ARGS,
         )
         page = browser.new_page(viewport={"width": 1000, "height": 1250})
         page.set_default_timeout(TIMEOUT_MS)
         try:
             page.goto(link)
-            _wait_idle(page)
+            wait_idle(page)
             sidebar, main = page.get_by_test_id("stSidebar"), page.get_by_test_id("stMain")
             sidebar.get_by_role("link", name="Evaluate").click()
             expect(main.get_by_role("heading", name="Evaluate")).to_be_visible()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.get_by_role("tab", name="Faithfulness")).to_have_attribute("aria-selected", "true")
             main.get_by_role("button", name="Compute 6 curves").click()
-            _wait_idle(page)
+            wait_idle(page)
             expect(main.locator(".js-plotly-plot")).to_have_count(2)
             expect(main.get_by_text("random order (AUC").first).to_be_visible()
             page.mouse.move(5, 5)  # no plotly toolbar over the chart titles
             main.evaluate("element => element.scrollTo(0, 0)")
-            _save_small(page.screenshot(), "evaluate.png")
+            save_small(page.screenshot(), "evaluate.png")
         finally:
             page.screenshot(path=str(ARTIFACTS / "last_evaluate.png"))
             browser.close()

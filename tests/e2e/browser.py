@@ -1,0 +1,71 @@
+"""Helpers for the browser tests: finding Chromium, waiting for Streamlit, saving screenshots."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+ARTIFACTS = ROOT / ".e2e_artifacts"  # the server log, for when something goes wrong (git-ignored)
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    message = (
+        "Chromium is not installed, so the browser test cannot run. Install Debian's package "
+        "(`apt-get install chromium`, as .ci/run does) or set SALIENCY_SKIP_E2E=1 to skip this test."
+    )
+    if os.environ.get("SALIENCY_SKIP_E2E") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def variance(png: bytes) -> float:
+    with Image.open(io.BytesIO(png)) as image:
+        return float(np.asarray(image.convert("L"), dtype=np.float32).std())
+
+
+def save_small(png: bytes, name: str) -> Path:
+    """A screenshot at most 1000 px wide, palette-compressed.
+
+    It goes to docs/screenshots/ when missing there or when SALIENCY_UPDATE_SCREENSHOTS=1, else to
+    .e2e_artifacts/, so that test runs do not rewrite the README's pictures (their timings change each run).
+    """
+    target = SCREENSHOTS / name
+    if target.exists() and os.environ.get("SALIENCY_UPDATE_SCREENSHOTS") != "1":
+        target = ARTIFACTS / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(io.BytesIO(png)) as image:
+        image = image.convert("RGB")
+        if image.width > 1000:
+            image = image.resize((1000, round(image.height * 1000 / image.width)), Image.Resampling.LANCZOS)
+        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    return target
+
+
+def wait_idle(page) -> None:
+    """Wait until the script run an action started is over (Streamlit flags its state on the app element)."""
+    from playwright.sync_api import expect
+
+    app = page.get_by_test_id("stApp")
+    with contextlib.suppress(AssertionError):  # a short run may be over before we look
+        expect(app).to_have_attribute("data-test-script-state", "running", timeout=1500)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning")
