@@ -11,11 +11,12 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, export, params, resources, results, state
+from ui import clamp, display, export, params, resources, results, state, text
 from ui.display import Display
 from ui.layers import choices as layer_choices
 from ui.layers import suggested
 from ui.results import Result
+from ui.text import md
 from ui.view import View
 from ui.widgets.variants import Variant, choose_methods
 
@@ -65,22 +66,24 @@ def suggested_values(p: dict[str, Any], current: Any, layers: Sequence[str]) -> 
     return out
 
 
-def parse_values(p: dict[str, Any], text: str) -> tuple[list[Any], list[str]]:
-    """Comma-separated values for a numeric parameter -> (valid values, messages about the others)."""
+def parse_values(p: dict[str, Any], given: str) -> tuple[list[Any], list[str]]:
+    """Comma-separated values for a numeric parameter -> (valid values, messages about the others, in
+    markdown: the typed text is escaped). Values are read like every parameter value (`sc.Param`), so
+    inf, NaN and '1e400' are refused, not turned into an OverflowError."""
+    param = sc.Param.from_dict(p)
     good: list[Any] = []
     bad: list[str] = []
-    for part in (t.strip() for t in text.split(",")):
+    for part in (t.strip() for t in given.split(",")):
         if not part:
             continue
+        shown = text.md(part, limit=40)
         try:
-            value: Any = int(float(part)) if p["type"] == "int" else float(part)
-            if p["type"] == "int" and float(part) != int(float(part)):
-                raise ValueError
-        except ValueError:
-            bad.append(f"'{part}' is not a{'n integer' if p['type'] == 'int' else ' number'}")
+            value = clamp.parse(param, part)
+        except sc.InvalidParameter:
+            bad.append(f"'{shown}' is not a{'n integer' if p['type'] == 'int' else ' finite number'}")
             continue
-        if not params.is_valid(p, value, []):
-            bad.append(f"{part} is outside {p.get('min')}…{p.get('max')}")
+        if clamp.into_range(param, value) != value:
+            bad.append(f"{shown} is outside {p.get('min')}…{p.get('max')}")
             continue
         if value not in good:
             good.append(value)
@@ -121,11 +124,12 @@ def _sweep_variants(view: View) -> list[Variant]:
         )
     else:
         state.default(values_key, ", ".join(str(v) for v in suggestions))
-        text = st.text_input("Values (comma-separated)", key=values_key, help=p.get("help"))
-        chosen, problems = parse_values(p, text or "")
-        for problem in problems:
-            st.warning(f"Skipped: {problem}.")
-    others = ", ".join(f"{k}={v}" for k, v in base.items() if k not in (name, "batch_size"))
+        typed = st.text_input("Values (comma-separated)", key=values_key, help=p.get("help"))
+        chosen, problems = parse_values(p, typed or "")
+        if problems:  # one warning, however much was pasted
+            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+            st.warning(f"Skipped: {'; '.join(problems[:5])}{more}.")
+    others = ", ".join(f"{k}={text.md(v)}" for k, v in base.items() if k not in (name, "batch_size"))
     if others:
         st.caption(f"Other parameters as set on Explore: {others}.")
     return [Variant(f"{info.title} · {name}={v}", info, {**base, name: v}) for v in chosen]
@@ -140,7 +144,10 @@ def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
     """
     missing_target = view.missing_target()
     if missing_target and any(v.info.needs_target for v in variants):
-        st.warning(f"{missing_target} Only model-free methods can be shown.", icon=":material/search_off:")
+        st.warning(
+            f"{md(missing_target, limit=None)} Only model-free methods can be shown.",
+            icon=":material/search_off:",
+        )
         kept = [v for v in variants if not v.info.needs_target]
         found = iter(compute(view, kept) if kept else [])
         return [None if v.info.needs_target else next(found) for v in variants]
@@ -152,7 +159,7 @@ def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
         return stored
     texts = []
     for v in missing:
-        line = f"- **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}"
+        line = f"- **{md(v.label)}**: {md(results.estimate_text(view, v.info, v.params)[0], limit=None)}"
         slow = results.cost_warning(view, v.info, v.params)
         texts.append(f"{line}  \n  :orange[{slow}]" if slow else line)
     budget = AUTO_RUN_SECONDS / len(missing)
@@ -217,7 +224,7 @@ def agreement_section(labels: Sequence[str], done: Sequence[Result]) -> sc.metri
     try:
         found = sc.metrics.agreement({label: r.map for label, r in zip(labels, done)})
     except sc.SaliencyError as exc:
-        st.warning(f"Agreement cannot be computed: {exc}")
+        st.warning(f"Agreement cannot be computed: {md(exc, limit=None)}")
         return None
     left, right = st.columns(2)
     short = [_short(label) for label in found.names]

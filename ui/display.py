@@ -13,6 +13,7 @@ import streamlit as st
 from saliency_core import viz
 from ui import resources, state
 from ui.results import Result, describe_params, format_seconds
+from ui.text import md
 from ui.view import View, prediction_picture
 
 SIGN_CHOICES = ["auto", "positive", "negative", "absolute", "signed"]
@@ -43,6 +44,9 @@ class Display:
 
 
 DEFAULTS = Display()
+# (min, max, step) of the sliders, also what share links are clamped to (ui/share.py)
+ALPHA_RANGE = (0.0, 1.0, 0.05)
+CLIP_RANGE = (80.0, 100.0, 0.5)
 
 
 def current() -> Display:
@@ -68,13 +72,14 @@ def controls(show_shared: bool = False) -> Display:
     state.default(state.SHARED, DEFAULTS.shared)
     columns = st.columns([1.2, 1.1, 1.2, 1.2])
     columns[0].selectbox("Colormap", list(viz.COLORMAPS), key=state.CMAP)
-    columns[1].slider("Opacity", 0.0, 1.0, step=0.05, key=state.ALPHA, help="0 shows the image, 1 the map.")
+    lo, hi, step = ALPHA_RANGE
+    columns[1].slider("Opacity", lo, hi, step=step, key=state.ALPHA, help="0 shows the image, 1 the map.")
     columns[2].selectbox("Sign", SIGN_CHOICES, key=state.SIGN, help=SIGN_HELP)
     columns[3].slider(
         "Clip (percentile)",
-        80.0,
-        100.0,
-        step=0.5,
+        CLIP_RANGE[0],
+        CLIP_RANGE[1],
+        step=CLIP_RANGE[2],
         key=state.CLIP,
         help="Values above this percentile saturate, so a few extreme pixels do not wash out the rest.",
     )
@@ -119,7 +124,7 @@ def result_view(view: View, result: Result, display: Display) -> None:
     left, middle, right = st.columns([1, 1, 1.25], gap="medium")
     with left:
         st.image(
-            prediction_picture(view), caption=f"Input as the model sees it · target: {view.target_label}"
+            prediction_picture(view), caption=f"Input as the model sees it · target: {md(view.target_label)}"
         )
     with middle:
         st.image(
@@ -136,7 +141,7 @@ def result_view(view: View, result: Result, display: Display) -> None:
     badges(result)
     for note in result.notes:  # e.g. a batch size lowered to fit memory, a run moved to the CPU
         st.caption(f":material/info: {note}")
-    details = describe_params(result.params) or "no parameters"
+    details = md(describe_params(result.params), limit=None) or "no parameters"
     st.caption(f"{result.title} · {details} · map range {result.map.min():.3g} … {result.map.max():.3g}")
 
 

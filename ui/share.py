@@ -16,7 +16,7 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import display, images, params, resources, state, tasks
+from ui import clamp, display, images, params, resources, state, tasks, text
 from ui.display import Display
 from ui.sidebar import custom_model
 from ui.view import View
@@ -75,82 +75,113 @@ def _base_url() -> str:
     return url.split("?", 1)[0] or "http://localhost:8501/"
 
 
-def _parse(p: dict[str, Any], text: str) -> Any:
-    kind = p["type"]
-    if kind == "int":
-        return int(float(text))
-    if kind == "float":
-        return float(text)
-    if kind == "bool":
-        return text.strip().lower() in ("1", "true", "yes", "on")
-    if kind == "choice":
-        return next((c for c in p["choices"] if str(c) == text), text)
-    return text
+MAX_TARGET = 100_000  # a rank among the predictions: no model lists more (the largest heads have ~22k)
+MAX_SHOWN = 8  # problems named in the notice; the rest are counted
+_TARGET = sc.Param("target", "int", 0, "", min=0, max=MAX_TARGET)
+_RANGES = {"alpha": display.ALPHA_RANGE, "clip": display.CLIP_RANGE}
 
 
 def apply_from_url() -> list[str]:
-    """Apply the link's choices once per session (before the sidebar draws); return what could not be used."""
+    """Apply the link's choices once per session (before the sidebar draws); return, as plain text, what
+    could not be used as given (`notice` makes the message). Every value is checked and fitted to its
+    widget, so no link can break a page."""
     if st.session_state.get(state.SHARE_APPLIED):
         return []
     st.session_state[state.SHARE_APPLIED] = True
-    link = {k: st.query_params.get(k) for k in st.query_params}
+    link = {str(k): str(st.query_params.get(k) or "") for k in st.query_params}
     if not link.get("sample"):
         return []
-    problems: list[str] = []
-    if not images.use_sample(str(link["sample"])):
+    if not images.use_sample(link["sample"]):
         return [f"sample '{link['sample']}'"]
     st.session_state[state.SOURCE] = "Samples"
-    model_id = link.get("model")
-    if model_id and ":" in str(model_id):
-        problems += _apply_custom_model(link)
-    elif model_id:
-        if resources.model_info(model_id) is None:
-            problems.append(f"model '{model_id}'")
-        else:
-            st.session_state[state.MODEL] = model_id
-            weights = "random" if link.get("weights") == "random" else "default"
-            st.session_state.setdefault(state.WEIGHTS, {})[model_id] = weights
-    if link.get("target"):
-        try:
-            st.session_state[state.TARGET] = int(link["target"])
-            st.session_state[state.KEEP_TARGET] = True
-        except ValueError:
-            problems.append(f"target '{link['target']}'")
-    problems += _apply_target_details(link)
-    method = resources.method(link.get("method") or "")
-    if link.get("method") and method is None:
-        problems.append(f"method '{link['method']}'")
-    if method is not None:
-        st.session_state[state.METHOD] = method.id
-        st.session_state[state.FAMILY] = method.family
-        schema = {p["name"]: p for p in method.params}
-        for key, text in link.items():
-            if not key.startswith("p."):
-                continue
-            p = schema.get(key[2:])
-            try:
-                value = _parse(p, str(text)) if p is not None else None
-            except ValueError:
-                value = None
-            if value is None or (p["type"] != "layer" and not params.is_valid(p, value, [])):
-                problems.append(f"parameter {key[2:]}={text}")
-                continue
-            st.session_state[params.key(method.id, p["name"])] = value
-    for name, key in _DISPLAY_KEYS.items():
-        text = link.get(name)
-        if text is None:
-            continue
-        if (name == "cmap" and text in viz.COLORMAPS) or (name == "sign" and text in display.SIGN_CHOICES):
-            st.session_state[key] = text
-        elif name in ("alpha", "clip"):
-            try:
-                st.session_state[key] = float(text)
-            except ValueError:
-                problems.append(f"{name}={text}")
+    problems: list[str] = []
+    for apply in (_apply_model, _apply_target, _apply_target_details, _apply_method, _apply_display):
+        problems += apply(link)
     return problems
 
 
-def _apply_custom_model(link: dict[str, Any]) -> list[str]:
+def notice(problems: list[str]) -> str:
+    """The one warning about a link's unusable parts, each escaped (a link's text is anyone's)."""
+    shown = ", ".join(text.md(p, limit=80) for p in problems[:MAX_SHOWN])
+    more = f" and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+    return f"Parts of this link could not be used as given: {shown}{more}."
+
+
+def _apply_model(link: dict[str, str]) -> list[str]:
+    model_id = link.get("model")
+    if not model_id:
+        return []
+    if ":" in model_id:
+        return _apply_custom_model(link)
+    if resources.model_info(model_id) is None:
+        return [f"model '{model_id}'"]
+    st.session_state[state.MODEL] = model_id
+    weights = "random" if link.get("weights") == "random" else "default"
+    st.session_state.setdefault(state.WEIGHTS, {})[model_id] = weights
+    return []
+
+
+def _apply_target(link: dict[str, str]) -> list[str]:
+    if not link.get("target"):
+        return []
+    try:
+        index, note = clamp.from_link(_TARGET, link["target"])
+    except sc.InvalidParameter:
+        return [f"target '{link['target']}'"]
+    st.session_state[state.TARGET] = index
+    st.session_state[state.KEEP_TARGET] = True
+    return [note] if note else []
+
+
+def _apply_method(link: dict[str, str]) -> list[str]:
+    """The method and its `p.<name>` parameters, each read by the method's own schema and fitted to its
+    range; a layer name is kept as given (the model's layers are checked when the picker draws)."""
+    method = resources.method(link.get("method") or "")
+    if method is None:
+        return [f"method '{link['method']}'"] if link.get("method") else []
+    st.session_state[state.METHOD] = method.id
+    st.session_state[state.FAMILY] = method.family
+    schema = {p["name"]: sc.Param.from_dict(p) for p in method.params}
+    problems = []
+    for key, given in link.items():
+        if not key.startswith("p."):
+            continue
+        param = schema.get(key[2:])
+        try:
+            if param is None:
+                raise sc.InvalidParameter(key)
+            value, note = clamp.from_link(param, given)
+        except sc.InvalidParameter:
+            problems.append(f"parameter {key[2:]}={given}")
+            continue
+        st.session_state[params.key(method.id, param.name)] = value
+        problems += [f"parameter {note}"] if note else []
+    return problems
+
+
+def _apply_display(link: dict[str, str]) -> list[str]:
+    problems = []
+    for name, key in _DISPLAY_KEYS.items():
+        given = link.get(name)
+        if given is None:
+            continue
+        if name in _RANGES:
+            lo, hi, _ = _RANGES[name]
+            try:
+                value, note = clamp.from_link(sc.Param(name, "float", 0.0, "", min=lo, max=hi), given)
+            except sc.InvalidParameter:
+                problems.append(f"{name}={given}")
+                continue
+            st.session_state[key] = value
+            problems += [note] if note else []
+        elif given in (viz.COLORMAPS if name == "cmap" else display.SIGN_CHOICES):
+            st.session_state[key] = given
+        else:
+            problems.append(f"{name}={given}")
+    return problems
+
+
+def _apply_custom_model(link: dict[str, str]) -> list[str]:
     """'timm:resnet18' or 'torchvision:<name>' with its weights and number of classes, as "your model"."""
     source, _, architecture = str(link["model"]).partition(":")
     if source not in custom_model.SOURCES or architecture not in resources.architectures(source):
@@ -173,6 +204,8 @@ def _apply_custom_model(link: dict[str, Any]) -> list[str]:
 
 def _task_of(model_id: str) -> str | None:
     if ":" in model_id:
+        if model_id.partition(":")[0] not in custom_model.SOURCES:
+            return None  # only the sources a link may name are looked up (never a program's path)
         try:
             return sc.model_info(model_id).task
         except sc.SaliencyError:
@@ -181,7 +214,7 @@ def _task_of(model_id: str) -> str | None:
     return info.task if info is not None else None
 
 
-def _apply_target_details(link: dict[str, Any]) -> list[str]:
+def _apply_target_details(link: dict[str, str]) -> list[str]:
     """The task's fields of a link (a detection threshold, a keypoint name, a segmentation rectangle)."""
     task = _task_of(str(link.get("model") or st.session_state.get(state.MODEL) or ""))
     return tasks.get(task).apply_share(link) if task is not None else []

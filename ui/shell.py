@@ -58,5 +58,5 @@ def setup(title: str) -> View | None:
     _navigation()
     current = sidebar.render()
     if problems:
-        st.warning("This link asks for things this installation does not have: " + ", ".join(problems) + ".")
+        st.warning(share.notice(problems), icon=":material/link_off:")
     return current

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 import saliency_core as sc
@@ -15,13 +17,19 @@ def demo_weights() -> str:
 
 
 def texts(at: AppTest) -> str:
-    """Everything the page says (markdown, captions, alerts, image captions), for plain-text assertions."""
+    """Everything the page says (markdown, captions, alerts, image captions) as the reader sees it (the
+    backslash escapes of ui/text.py undone), for plain-text assertions."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(markdown_sources(at)))
+
+
+def markdown_sources(at: AppTest) -> list[str]:
+    """The markdown source of every element that renders markdown, as the browser receives it."""
     parts = []
-    for kind in ("markdown", "caption", "info", "warning", "error", "success"):
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "toast"):
         parts += [str(e.value) for e in getattr(at, kind)]
     for image in at.image:
-        parts += list(image.captions)
-    return "\n".join(parts)
+        parts += [c for c in image.captions if c]
+    return parts
 
 
 def computed(at: AppTest) -> int:

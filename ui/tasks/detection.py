@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 import saliency_core as sc
-from ui import state
+from ui import clamp, state
 
 from .base import TaskUI, register
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ui.view import View
 
 THRESHOLD_DEFAULT = 0.5
+THRESHOLD = sc.Param("threshold", "float", THRESHOLD_DEFAULT, "", min=0.05, max=0.95)
 
 
 @register
@@ -58,14 +59,12 @@ class DetectionUI(TaskUI):
     def apply_share(self, link: dict[str, Any]) -> list[str]:
         if not link.get("threshold"):
             return []
-        try:
-            value = round(float(link["threshold"]) / 0.05) * 0.05
-            if not 0.05 <= value <= 0.95:
-                raise ValueError
-        except ValueError:
+        try:  # read like any number (no inf, NaN, 1e400), fitted to the slider's range and steps
+            value, note = clamp.from_link(THRESHOLD, link["threshold"])
+        except sc.InvalidParameter:
             return [f"threshold={link['threshold']}"]
-        st.session_state[state.THRESHOLD] = round(value, 2)
-        return []
+        st.session_state[state.THRESHOLD] = round(round(value / 0.05) * 0.05, 2)
+        return [note] if note else []
 
 
 def random_note(weights: str) -> str:
