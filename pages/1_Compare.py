@@ -3,11 +3,14 @@
 import streamlit as st
 
 from ui import compare, display, results, shell, state, view
+from ui.text import md
 
 shell.setup("Compare")
 st.title("Compare")
 current = view.require()
-st.caption(f"Target: **{current.target_label}** · model: {current.info.title} · image: {current.image.name}")
+st.caption(
+    f"Target: **{md(current.target_label)}** · model: {md(current.info.title)} · image: {md(current.image.name)}"
+)
 
 variants = compare.choose_variants(current)
 shown = display.controls(show_shared=True)

@@ -9,6 +9,7 @@ import streamlit as st
 import saliency_core as sc
 from ui import cards, display, export, params, results, share, state, tasks
 from ui.layers import choices as layer_choices
+from ui.text import md
 from ui.view import View, prediction_picture
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
@@ -54,7 +55,7 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
     results.show_cancelled()
     missing = view.missing_target() if info.needs_target else ""
     if missing:
-        st.warning(missing, icon=":material/search_off:")
+        st.warning(md(missing, limit=None), icon=":material/search_off:")
         st.image(prediction_picture(view), caption="Input as the model sees it", width=480)
         _reference_panel(view, shown)
         return
@@ -64,12 +65,12 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
         result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING)[0]
     if result is None:
         st.info(
-            f"Press **Run** to compute {info.title} for **{view.target_label}**.",
+            f"Press **Run** to compute {info.title} for **{md(view.target_label)}**.",
             icon=":material/play_arrow:",
         )
         st.image(
             prediction_picture(view),
-            caption=f"Input as the model sees it · target: {view.target_label}",
+            caption=f"Input as the model sees it · target: {md(view.target_label)}",
             width=480,
         )
         _reference_panel(view, shown)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -10,9 +9,9 @@ from PIL import Image
 
 import saliency_core as sc
 from ui import resources, state
+from ui.text import md
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
 
 
 def max_bytes() -> int:
@@ -34,7 +33,7 @@ def megabytes(size: int) -> str:
 
 def md_escape(text: str) -> str:
     """`text` shown literally in Streamlit markdown: file names and messages are user-controlled."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+    return md(text, limit=None)  # the one escaping rule of the app (ui/text.py)
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def use_sample(sample_id: str) -> bool:
     found = resources.sample(sample_id)
     if data is None or found is None:
         st.session_state[state.IMAGE_ERROR] = (
-            f"The sample '{sample_id}' is not bundled with this installation."
+            f"The sample '{md(sample_id)}' is not bundled with this installation."
         )
         return False
     return accept(data, found.title, "sample", sample_id)

@@ -6,6 +6,7 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import display, params, resources, results, state
+from ui.text import md
 from ui.view import View
 
 AUTO_RUN_SECONDS = 2.0
@@ -105,11 +106,14 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
     results.show_cancelled()
     done = [(label, r) for (label, _, _), r in zip(jobs, stored) if r is not None]
     if not done:
-        st.caption(f"On {view.image.name}, explaining **{view.target_label}** with default parameters.")
+        st.caption(
+            f"On {md(view.image.name)}, explaining **{md(view.target_label)}** with default parameters."
+        )
         return
     shown = display.current()
     columns = st.columns(1 + len(done))
-    columns[0].image(view.picture, caption=f"{view.image.name} · target {view.target_label}", width="stretch")
+    caption = f"{md(view.image.name)} · target {md(view.target_label)}"
+    columns[0].image(view.picture, caption=caption, width="stretch")
     for column, (label, result) in zip(columns[1:], done):
         column.image(display.overlay(view, result, shown), caption=label, width="stretch")
     if len(done) == 2:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from ui import state
 from ui.evaluate import actmax, export, faithfulness, localisation, sanity
+from ui.text import md
 from ui.view import View
 
 SECTIONS = {
@@ -22,7 +23,9 @@ SECTIONS = {
 
 
 def page(view: View) -> None:
-    st.caption(f"Target: **{view.target_label}** · model: {view.info.title} · image: {view.image.name}")
+    st.caption(
+        f"Target: **{md(view.target_label)}** · model: {md(view.info.title)} · image: {md(view.image.name)}"
+    )
     state.default(state.EVALUATE_SECTION, next(iter(SECTIONS)), allowed=list(SECTIONS))
     tabs = st.tabs(list(SECTIONS), key=state.EVALUATE_SECTION, on_change="rerun")
     for tab, draw in zip(tabs, SECTIONS.values()):

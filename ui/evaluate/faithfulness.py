@@ -12,6 +12,7 @@ from saliency_core.methods.context import ProgressFn
 from ui import cards, results, state
 from ui.cards import CurveEntry
 from ui.evaluate import common
+from ui.text import md
 from ui.view import View
 from ui.widgets.progress import Job
 from ui.widgets.variants import Variant
@@ -91,7 +92,8 @@ def _compute(view: View, variants: Sequence[Variant], steps: int, substrate: str
         lines = [f"{curves} curves to compute: {curves * (steps - 1)} forward passes."]
         if maps:
             lines += [
-                f"- map of **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}" for v in maps
+                f"- map of **{md(v.label)}**: {md(results.estimate_text(view, v.info, v.params)[0], limit=None)}"
+                for v in maps
             ]
         else:
             lines.append("The maps are already computed in this session.")

@@ -15,6 +15,7 @@ from ui import cards, display, resources, results, state
 from ui.cards import PointingEntry, PointingRow
 from ui.evaluate import common
 from ui.results import Result
+from ui.text import md
 from ui.view import View
 from ui.widgets.variants import Variant
 
@@ -84,8 +85,8 @@ def section(view: View) -> None:
         region, label = found  # type: ignore[misc]
         if label and view.model.task == "classification" and label != getattr(view.target, "label", label):
             st.warning(
-                f"The mask marks the **{label}**, but the target is **{view.target_label}**: choose the "
-                f"{label} as target in the sidebar for a fair test.",
+                f"The mask marks the **{md(label)}**, but the target is **{md(view.target_label)}**: choose "
+                f"the {md(label)} as target in the sidebar for a fair test.",
                 icon=":material/warning:",
             )
     if not region.any():
@@ -152,7 +153,10 @@ def _maps(view: View, variants: Sequence[Variant]) -> list[Result | None]:
     auto = all(results.is_cheap(view, v.info, v.params, budget) for v in missing)
     box = st.empty()
     with box.container(border=True):
-        texts = [f"- **{v.label}**: {results.estimate_text(view, v.info, v.params)[0]}" for v in missing]
+        texts = [
+            f"- **{md(v.label)}**: {md(results.estimate_text(view, v.info, v.params)[0], limit=None)}"
+            for v in missing
+        ]
         st.markdown(
             f"{len(missing)} map{'s' if len(missing) > 1 else ''} still to compute:\n" + "\n".join(texts)
         )

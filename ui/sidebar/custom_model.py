@@ -16,6 +16,7 @@ import streamlit as st
 import saliency_core as sc
 from ui import resources, state, tasks
 from ui.sidebar import weights_files
+from ui.text import md
 from ui.widgets import download
 
 SOURCES = {"timm": "timm", "torchvision": "torchvision"}
@@ -110,7 +111,7 @@ def section() -> sc.LoadedModel | None:
         )
     error = st.session_state.get(state.CUSTOM_ERROR)
     if error:
-        st.error(error, icon=":material/error:")
+        st.error(md(error, limit=None), icon=":material/error:")
     waiting = st.session_state.get(state.CUSTOM_DOWNLOAD)
     if waiting is not None:
         download.offer(waiting.model_id, waiting.model_id, on_done=lambda: _adopt(waiting))
@@ -121,7 +122,7 @@ def section() -> sc.LoadedModel | None:
     try:
         model = _get(choice)
     except (sc.SaliencyError, weights_files.UploadGone) as exc:
-        st.warning(str(exc), icon=":material/upload_file:")
+        st.warning(md(exc, limit=None), icon=":material/upload_file:")
         return None
     _describe(choice, model)
     return model
@@ -201,11 +202,11 @@ def _describe(choice: CustomChoice, model: sc.LoadedModel) -> None:
     weights = {
         "default": "pretrained weights",
         "random": "random init",
-        "file": f"weights from {choice.upload.name}" if choice.upload else "a checkpoint",
+        "file": f"weights from {md(choice.upload.name)}" if choice.upload else "a checkpoint",
     }[choice.weights]
-    names = f" · names from {choice.categories_name}" if choice.categories_name else ""
+    names = f" · names from {md(choice.categories_name)}" if choice.categories_name else ""
     st.caption(
-        f"**{choice.model_id}** · task: **{model.task}** · {len(model.categories)} classes · {weights}{names}"
+        f"**{md(choice.model_id)}** · task: **{model.task}** · {len(model.categories)} classes · {weights}{names}"
     )
     warning = model.zero_head_warning()
     if warning:

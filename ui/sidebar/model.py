@@ -7,6 +7,7 @@ import streamlit as st
 import saliency_core as sc
 from ui import resources, state, tasks
 from ui.sidebar import custom_model, weights_files
+from ui.text import md
 from ui.widgets import download
 
 
@@ -108,7 +109,7 @@ def section() -> sc.LoadedModel | None:
         _missing_weights(info, str(_join(exc.folder, exc.file_name)), detail=str(exc))
         return None
     except sc.SaliencyError as exc:
-        st.error(f"{info.title} could not be loaded: {exc}", icon=":material/error:")
+        st.error(f"{md(info.title)} could not be loaded: {md(exc, limit=None)}", icon=":material/error:")
         _offer_demo(info)
         return None
     if mode == "random":
@@ -132,12 +133,13 @@ def _uploaded_model(info: sc.ModelInfo) -> sc.LoadedModel | None:
             raise weights_files.UploadGone("No weights file was uploaded for this model. Upload one.")
         model = weights_files.get(upload)
     except weights_files.UploadGone as exc:
-        st.warning(str(exc), icon=":material/upload_file:")
+        st.warning(md(exc, limit=None), icon=":material/upload_file:")
         _weights_uploader(info)
         _back_to_default(info.id)
         return None
     st.success(
-        f"Weights from your file **{upload.name}** (sha256 {upload.sha256[:12]}…).", icon=":material/check:"
+        f"Weights from your file **{md(upload.name)}** (sha256 {upload.sha256[:12]}…).",
+        icon=":material/check:",
     )
     with st.expander("Use another weights file", icon=":material/upload_file:"):
         _weights_uploader(info)
@@ -166,7 +168,7 @@ def _weights_uploader(info: sc.ModelInfo) -> None:
     )
     error = st.session_state.get(state.WEIGHTS_ERROR, {}).get(info.id)
     if error:
-        st.error(error, icon=":material/error:")
+        st.error(md(error, limit=None), icon=":material/error:")
 
 
 def _receive_weights_file(info: sc.ModelInfo) -> None:

@@ -9,6 +9,7 @@ import saliency_core as sc
 from ui import images, resources, state, tasks
 from ui.sidebar.model import weights_key
 from ui.tasks.detection import THRESHOLD_DEFAULT
+from ui.text import md
 from ui.view import View, prediction_picture, prepare
 
 
@@ -22,7 +23,7 @@ def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
         x, picture = prepare(choice, model)
         predictions = model.predict(x, top_k=task.top_k(info), threshold=threshold)
     except sc.SaliencyError as exc:
-        st.error(f"The model cannot run on this image: {exc}")
+        st.error(f"The model cannot run on this image: {md(exc, limit=None)}")
         return None
     weights = weights_key(model.id)
     base = (choice.digest, model.id, weights)
@@ -58,7 +59,7 @@ def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
     if lost:
         instead = "Now explaining the best one; pick another" if predictions else "Lower the threshold"
         st.warning(
-            f"The chosen {task.lost_noun or 'prediction'} ({lost}) is no longer listed: it scores below the "
+            f"The chosen {task.lost_noun or 'prediction'} ({md(lost)}) is no longer listed: it scores below the "
             f"threshold {threshold:.2f}. {instead}.",
             icon=":material/search_off:",
         )
@@ -81,7 +82,7 @@ def section(choice: images.ImageChoice, model: sc.LoadedModel) -> View | None:
         threshold=threshold if task.threshold_noun else None,
     )
     if problem:
-        st.warning(problem, icon=":material/search_off:")
+        st.warning(md(problem, limit=None), icon=":material/search_off:")
     if view.target is not None:
         st.session_state[state.TARGET_LABEL] = view.target_label
     else:

@@ -10,6 +10,7 @@ import streamlit as st
 import saliency_core as sc
 from saliency_core.models.download import offline_reason
 from ui import resources, state
+from ui.text import md
 from ui.widgets.progress import Job, run_jobs
 
 
@@ -34,7 +35,7 @@ def offer(model_id: str, title: str, on_done: Callable[[], None] | None = None) 
             on_done()
         st.rerun()
     if model_id in errors:
-        st.error(errors[model_id], icon=":material/cloud_off:")
+        st.error(md(errors[model_id], limit=None), icon=":material/cloud_off:")
     st.button(
         "Download the weights" if model_id not in errors else "Try the download again",
         key=f"{state.ACTION_PREFIX}download.{model_id}",

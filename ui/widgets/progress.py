@@ -16,6 +16,7 @@ import streamlit as st
 import saliency_core as sc
 from saliency_core.methods.context import ProgressFn
 from ui import state
+from ui.text import md
 
 _log = logging.getLogger(__name__)
 
@@ -70,11 +71,11 @@ def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list
             st.session_state[cancelled_flag] = True
             break
         except sc.SaliencyError as exc:
-            errors.append(f"**{job.label}**: {exc}")
+            errors.append(f"**{md(job.label)}**: {md(exc, limit=None)}")
         except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
             _log.exception("%s failed", job.label)
             errors.append(
-                f"**{job.label}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
+                f"**{md(job.label)}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
             )
     box.empty()
     st.session_state[pending_key] = None
