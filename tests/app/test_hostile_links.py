@@ -105,3 +105,13 @@ def test_compare_sweep_box_refuses_non_finite_values(app) -> None:
     assert "'inf' is not an integer" in said and "'1e400' is not an integer" in said
     assert "and 1 more" not in said and len(at.warning) >= 1
     assert "2 of 2 maps still to compute" in said  # 16 and 8 kept
+
+
+def test_md_escapes_every_special_character_and_keeps_one_line() -> None:
+    from ui.text import SPECIAL, md
+
+    escaped = md(SPECIAL + "plain")
+    assert escaped == "".join("\\" + c for c in SPECIAL) + "plain"
+    assert md("a\nb\r\n# title") == "a b \\# title"  # no new block (heading, list) can start
+    assert md("x" * 500, limit=10) == "x" * 9 + "…" and len(md("x" * 500, limit=None)) == 500
+    assert md(3.5) == "3\\.5"
