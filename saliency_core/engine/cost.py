@@ -165,7 +165,8 @@ class CostModel:
     # --- batch sizes ------------------------------------------------------------------------
     def auto_batch_size(self, x: torch.Tensor, model: LoadedModel | None = None, grad: bool = False) -> int:
         """Images per batch for the device, scaled down for inputs larger than 224x224 and kept within
-        max_batch_bytes (measured on `model` once it ran at this input size, else a cautious guess)."""
+        max_batch_bytes (measured on `model` once it ran at this input size, else a cautious guess);
+        `grad`: the batches also run a backward pass."""
         size = device_batch_size(self.device, x)
         budget = self.budget_batch_size(model, x, grad) if model is not None else None
         if budget is None:
