@@ -16,6 +16,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 ARTIFACTS = ROOT / ".e2e_artifacts"  # the server log, for when something goes wrong (git-ignored)
+REQUIRE_ENV = "SALIENCY_REQUIRE_E2E"  # set by .ci/run: a missing Chromium fails instead of skipping
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -24,12 +25,13 @@ def chromium() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     message = (
-        "Chromium is not installed, so the browser test cannot run. Install Debian's package "
-        "(`apt-get install chromium`, as .ci/run does) or set SALIENCY_SKIP_E2E=1 to skip this test."
+        "Chromium is not installed, so the browser tests are skipped. To run them, install Debian's package "
+        "(`apt-get install chromium`). .ci/run installs it and sets SALIENCY_REQUIRE_E2E=1, which turns this "
+        "skip into a failure, so CI never passes with them skipped."
     )
-    if os.environ.get("SALIENCY_SKIP_E2E") == "1":
-        pytest.skip(message)
-    pytest.fail(message)
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def free_port() -> int:

@@ -9,12 +9,13 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from browser import ARTIFACTS, ROOT, free_port
+from browser import ARTIFACTS, ROOT, chromium, free_port
 
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
     """The app served by `streamlit run` on a free port; stopped by its PID afterwards."""
+    chromium()  # skip (or fail under .ci/run) before starting a server no browser can open
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "streamlit.log").open("w")

@@ -3,7 +3,7 @@
 Picks a sample, runs two methods (and cancels a slow one), downloads the PNG, opens Compare and checks that
 the heatmaps render, computes faithfulness curves on Evaluate; saves small screenshots (docs/screenshots/
 holds the three the README shows; refresh them with SALIENCY_UPDATE_SCREENSHOTS=1).
-Without Chromium the test fails, unless SALIENCY_SKIP_E2E=1 (CI installs it through .ci/run).
+Without Chromium the browser tests skip with a message; .ci/run installs it and requires them.
 """
 
 from __future__ import annotations
