@@ -6,6 +6,7 @@ import streamlit as st
 
 import saliency_core as sc
 from ui import display, params, resources, results, state
+from ui.results import Result
 from ui.text import md
 from ui.view import View
 
@@ -117,15 +118,24 @@ def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:
     for column, (label, result) in zip(columns[1:], done):
         column.image(display.overlay(view, result, shown), caption=label, width="stretch")
     if len(done) == 2:
-        rho, ssim = sc.metrics.similarity(done[0][1].map, done[1][1].map)
-        if model_free:
-            st.caption(
-                f"Agreement with the model-free reference: Spearman {rho:.2f}, SSIM {ssim:.2f} "
-                "(high values mean the map mostly follows image edges)."
-            )
-        else:
-            st.caption(f"Agreement with {done[1][1].title}: Spearman {rho:.2f}, SSIM {ssim:.2f}.")
+        _agreement(done[0][1], done[1][1], model_free)
     st.caption(
         f"Drawn with the display settings of the Explore page ({shown.cmap}, sign {shown.sign}, "
         f"opacity {shown.alpha:.2f})."
     )
+
+
+def _agreement(first: Result, second: Result, model_free: bool) -> None:
+    """How much the two maps agree, as a caption (a warning when the metrics refuse a map, e.g. NaN)."""
+    try:
+        rho, ssim = sc.metrics.similarity(first.map, second.map)
+    except sc.SaliencyError as exc:
+        st.warning(f"The two maps cannot be compared: {md(exc, limit=None)}")
+        return
+    if model_free:
+        st.caption(
+            f"Agreement with the model-free reference: Spearman {rho:.2f}, SSIM {ssim:.2f} "
+            "(high values mean the map mostly follows image edges)."
+        )
+    else:
+        st.caption(f"Agreement with {second.title}: Spearman {rho:.2f}, SSIM {ssim:.2f}.")

@@ -100,7 +100,11 @@ def section(view: View) -> None:
     pairs = [(v, r) for v, r in zip(variants, done) if r is not None]
     if not pairs:
         return
-    entry = _evaluate(pairs, region, box, float(tolerance))
+    try:
+        entry = _evaluate(pairs, region, box, float(tolerance))
+    except sc.SaliencyError as exc:  # a map the metrics refuse (NaN values): say so, keep the page
+        st.warning(f"The pointing game cannot be scored: {md(exc, limit=None)}", icon=":material/error:")
+        return
     cards.store().put(pointing_key(view), entry)
     _show(view, pairs, entry, region)
 
