@@ -2,8 +2,9 @@
 
 A zip archive (torch.save) is judged by its central directory: the sum of its records' sizes is bounded
 and compressed tensor records are refused, since torch.save stores them uncompressed and a deflated
-record is how a small file inflates to gigabytes. Its tensors are then memory-mapped, not read, so their
-sizes are known before a byte is copied. A .safetensors file is judged by its JSON header (length bounded,
+record is how a small file inflates to gigabytes. torch then checks each storage the pickle names
+against its record before allocating it, so reading is bounded by the checked index (measured: a
+2 GiB claim over a 16-byte record is refused with no allocation). A .safetensors file is judged by its JSON header (length bounded,
 offsets inside the file, dtypes known). A legacy (pre-zip) torch file cannot be compressed: it is bounded
 by the file-size check. Every tensor read must be dense, on the CPU, and finite.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -56,78 +58,86 @@ def damaged(name: str, reason: str) -> InvalidWeights:
     )
 
 
-def file_format(path: Path) -> str:
+def file_format(fh: BinaryIO, name: str) -> str:
     """ "zip", "legacy" or "safetensors", from the file's first bytes (its name may say otherwise)."""
-    with path.open("rb") as fh:
-        head = fh.read(9)
+    fh.seek(0)
+    head = fh.read(9)
     if head.startswith(b"PK\x03\x04"):
         return "zip"
     if head.startswith(b"\x80"):  # the PROTO opcode every pickle since protocol 2 starts with
         return "legacy"
     if len(head) == 9 and head[8:9] == b"{":  # 8-byte header length, then the JSON header
         return "safetensors"
-    raise damaged(path.name, "neither a zip archive, a pickle nor a safetensors header")
+    raise damaged(name, "neither a zip archive, a pickle nor a safetensors header")
 
 
-def check_zip(path: Path) -> list[str]:
+def check_zip(fh: BinaryIO, name: str) -> list[str]:
     """The record names of a torch.save archive, after checking its index; nothing is inflated."""
-    size = path.stat().st_size
+    size = os.fstat(fh.fileno()).st_size
     try:
-        with zipfile.ZipFile(path) as archive:
+        fh.seek(0)
+        with zipfile.ZipFile(fh) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise damaged(path.name, f"its zip index is unreadable: {exc}") from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        OSError,
+        ValueError,
+        EOFError,
+    ) as exc:
+        raise damaged(name, f"its zip index is unreadable: {exc}") from None
     limits().check(
         "max_weights_bytes",
         sum(i.file_size for i in infos),
-        f"{path.name} once unpacked",
+        f"{name} once unpacked",
         "Use a smaller checkpoint, or ask the operator to raise max_weights_bytes.",
     )
     for info in infos:
         if info.flag_bits & 0x1:
-            raise damaged(path.name, f"its record {info.filename} is encrypted")
+            raise damaged(name, f"its record {info.filename} is encrypted")
         if info.header_offset + info.compress_size > size:
-            raise damaged(path.name, f"its record {info.filename} runs past the end of the file")
+            raise damaged(name, f"its record {info.filename} runs past the end of the file")
         if info.compress_type == zipfile.ZIP_STORED:
             if info.file_size != info.compress_size:
-                raise damaged(path.name, f"its record {info.filename} has two sizes")
+                raise damaged(name, f"its record {info.filename} has two sizes")
             continue
         if "/data/" in f"/{info.filename}" or info.file_size > MAX_RATIO * max(info.compress_size, 1):
             ratio = info.file_size / max(info.compress_size, 1)
             raise InvalidWeights(
-                f"{path.name} holds a compressed record, {info.filename}, that would inflate from "
+                f"{name} holds a compressed record, {info.filename}, that would inflate from "
                 f"{info.compress_size} to {info.file_size} bytes ({ratio:.0f}×). torch.save stores tensor "
                 f"data uncompressed, so this archive was repacked or built to exhaust memory; it is refused "
                 f"before anything is inflated. {RESAVE}"
             )
     names = [i.filename for i in infos]
     if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        raise damaged(path.name, "a zip archive without the data.pkl record torch.save writes")
+        raise damaged(name, "a zip archive without the data.pkl record torch.save writes")
     return names
 
 
-def check_safetensors(path: Path) -> None:
+def check_safetensors(fh: BinaryIO, name: str) -> None:
     """Check a .safetensors header (length, JSON, dtypes, shapes, offsets) before loading the file."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        length = int.from_bytes(fh.read(8), "little")
-        if length > min(MAX_HEADER_BYTES, size - 8):
-            raise damaged(path.name, f"its safetensors header claims {length} bytes")
-        raw = fh.read(length)
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    length = int.from_bytes(fh.read(8), "little")
+    if length > min(MAX_HEADER_BYTES, size - 8):
+        raise damaged(name, f"its safetensors header claims {length} bytes")
+    raw = fh.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        raise damaged(path.name, f"its safetensors header is not JSON: {str(exc)[:120]}") from None
+        raise damaged(name, f"its safetensors header is not JSON: {str(exc)[:120]}") from None
     if not isinstance(header, dict):
-        raise damaged(path.name, "its safetensors header is not a mapping")
+        raise damaged(name, "its safetensors header is not a mapping")
     data_size, total = size - 8 - length, 0
     for key, entry in header.items():
         if key == "__metadata__":
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
-                raise damaged(path.name, "its __metadata__ is not a mapping of strings")
+                raise damaged(name, "its __metadata__ is not a mapping of strings")
             continue
-        total += _entry_bytes(path.name, key, entry, data_size)
-    limits().check("max_weights_bytes", total, f"The total size of the tensors in {path.name}")
+        total += _entry_bytes(name, key, entry, data_size)
+    limits().check("max_weights_bytes", total, f"The total size of the tensors in {name}")
 
 
 def _entry_bytes(name: str, key: str, entry: object, data_size: int) -> int:
@@ -155,8 +165,8 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def check_tensors(tensors: Mapping[str, torch.Tensor], name: str, copy: bool) -> dict[str, torch.Tensor]:
-    """Plain CPU tensors (copied out of a memory map when `copy`), after checking kind, size and values."""
+def check_tensors(tensors: Mapping[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """Plain CPU tensors, after checking their kind, their total size (views count in full) and values."""
     odd = [(k, kind) for k, t in tensors.items() if (kind := _odd_kind(t))]
     if odd:
         raise InvalidWeights(
@@ -169,7 +179,7 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], name: str, copy: bool) ->
         f"The total size of the tensors in {name}",
         "Use a smaller checkpoint, or ask the operator to raise max_weights_bytes.",
     )
-    plain = {k: t.detach().clone() if copy else t.detach() for k, t in tensors.items()}
+    plain = {k: t.detach() for k, t in tensors.items()}
     bad = [k for k, t in plain.items() if not _finite(t)]
     if bad:
         raise InvalidWeights(

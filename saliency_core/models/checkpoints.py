@@ -17,7 +17,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -65,9 +65,12 @@ def program_kind(path: Path) -> str | None:
         if not zipfile.is_zipfile(path):
             return None
         with zipfile.ZipFile(path) as opened:
-            names = opened.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return _program_in(opened.namelist())
+    except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, EOFError):
         return None  # not a readable archive, so not a program; the weights reader says what it is
+
+
+def _program_in(names: list[str]) -> str | None:
     if any("/code/" in n for n in names):
         return "TorchScript"
     if any(n.endswith("/archive_format") or n.endswith("/models/model.json") for n in names):
@@ -78,29 +81,34 @@ def program_kind(path: Path) -> str | None:
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a .safetensors or torch file, unwrapped from training-checkpoint mappings.
 
-    Sizes are checked from the file's index before anything is inflated or copied; every tensor returned
+    Sizes are checked from the file's index before anything is inflated or read; every tensor returned
     is dense, on the CPU and finite.
     """
     path = check_size(path)
-    kind = archive.file_format(path)
-    if kind == "zip":
-        archive.check_zip(path)
-        program = program_kind(path)
-        if program is not None:
-            raise InvalidWeights(f"{path.name} is a {program} program, not a weights file. {PROGRAMS_ADVICE}")
-    elif kind == "safetensors":
-        archive.check_safetensors(path)
-    # A zip archive's tensors are memory-mapped, so they are copied only after their sizes are checked.
-    return archive.check_tensors(unwrap(_load(path, kind), path.name), path.name, copy=kind == "zip")
+    # One open file for the checks and the read: what was checked is what is read, even if the path
+    # is replaced in between (safetensors reads by path; its sizes are checked again once read).
+    with path.open("rb") as fh:
+        kind = archive.file_format(fh, path.name)
+        if kind == "zip":
+            program = _program_in(archive.check_zip(fh, path.name))
+            if program is not None:
+                raise InvalidWeights(
+                    f"{path.name} is a {program} program, not a weights file. {PROGRAMS_ADVICE}"
+                )
+        elif kind == "safetensors":
+            archive.check_safetensors(fh, path.name)
+        state = _load(path, fh, kind)
+    return archive.check_tensors(unwrap(state, path.name), path.name)
 
 
-def _load(path: Path, kind: str) -> Any:
+def _load(path: Path, fh: BinaryIO, kind: str) -> Any:
     try:
         if kind == "safetensors":
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "zip")
+        fh.seek(0)
+        return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _OBJECTS.search(str(exc))
         if found is not None:

@@ -303,11 +303,11 @@ def test_integer_buffers_and_legacy_files_load_exactly(tmp_path) -> None:
     assert int(loaded.bn.num_batches_tracked) == 7
 
 
-def test_tensors_are_copied_out_of_the_memory_map(tmp_path) -> None:
+def test_tensors_do_not_depend_on_the_file_once_read(tmp_path) -> None:
     state = Tiny().state_dict()
-    path = _save(tmp_path, "mapped.pth", state)
+    path = _save(tmp_path, "read.pth", state)
     read = checkpoints.read_checkpoint(path)
-    path.write_bytes(b"")  # a mapped tensor would now read zeros or fault
+    path.write_bytes(b"")  # a memory-mapped tensor would now read zeros or fault
     assert all(torch.equal(read[k], v) for k, v in state.items())
 
 

@@ -91,8 +91,9 @@ def write_zip(path: Path, records: list[tuple[str, bytes, int, int, int]]) -> No
     path.write_bytes(bytes(body + central + end))
 
 
-def torch_bomb(path: Path, blocks: int, crc: int) -> int:
-    """torch.save's layout for {"w": float zeros}, its data record deflated: returns the unpacked size."""
+def torch_bomb(path: Path, blocks: int, crc: int, data: bytes | None = None) -> int:
+    """torch.save's layout for {"w": float zeros}, its data record deflated (or `data`, stored): returns
+    the number of bytes the pickle claims."""
     size = 16 + 2064 * blocks
     buffer = io.BytesIO()
     torch.save({"w": torch.zeros(1000003)}, buffer)
@@ -101,8 +102,10 @@ def torch_bomb(path: Path, blocks: int, crc: int) -> int:
         for info in saved.infolist():
             raw = saved.read(info)
             if info.filename.endswith("data/0"):
-                records.append((info.filename, deflated_zeros(blocks), crc, size, zipfile.ZIP_DEFLATED))
-                continue
+                if data is None:
+                    records.append((info.filename, deflated_zeros(blocks), crc, size, zipfile.ZIP_DEFLATED))
+                    continue
+                raw = data
             if info.filename.endswith("data.pkl"):  # the storage's element count and the tensor's size
                 old = b"J" + struct.pack("<i", 1000003)
                 assert raw.count(old) == 2
@@ -140,6 +143,15 @@ def test_a_zip_bomb_is_refused_from_its_index_quickly(tmp_path, monkeypatch) -> 
     finally:
         tracemalloc.stop()
     assert seconds < 2.0 and peak < 50 * 2**20
+
+
+def test_a_storage_claimed_larger_than_its_record_is_refused_before_allocating(tmp_path) -> None:
+    path = tmp_path / "claim.pth"
+    assert torch_bomb(path, BOMB_BLOCKS, 0, data=bytes(16)) == BOMB_BYTES  # 2 GiB claimed over 16 bytes
+    started = time.perf_counter()
+    with pytest.raises(sc.InvalidWeights, match=r"record size \(16 bytes\) does not match"):
+        checkpoints.read_checkpoint(path)
+    assert time.perf_counter() - started < 2.0
 
 
 class Tiny(torch.nn.Module):
