@@ -233,6 +233,7 @@ def bump(key: str) -> int:
     st.session_state[key] = int(st.session_state.get(key, 0)) + 1
     return st.session_state[key]
 
+
 DOWNLOAD = f"{ACTION_PREFIX}download.pending"  # model id whose weights download runs now (None: none)
 DOWNLOAD_CANCELLED = f"{ACTION_PREFIX}download.cancelled"  # set by the download's Cancel, shown once
 DOWNLOAD_ERROR = f"{ACTION_PREFIX}download.error"  # {model id: why its last download failed}
