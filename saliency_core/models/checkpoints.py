@@ -2,9 +2,9 @@
 
 Files are read with safetensors or `torch.load(weights_only=True)`; anything that would need pickled code
 is refused. Sizes are checked from the file's index before any tensor is read, and every tensor after
-(dense, on the CPU, finite): see `archive`. Training checkpoints wrap the state dict (`{"state_dict": ...}`, EMA copies) and prefix its
-keys (`module.` from DataParallel, `model.` from Lightning, `_orig_mod.` from torch.compile); a prefix is
-stripped only when that makes the keys fit the architecture better.
+(dense, on the CPU, finite): see `archive`. Training checkpoints wrap the state dict (`{"state_dict": ...}`,
+EMA copies) and prefix its keys (`module.` from DataParallel, `model.` from Lightning, `_orig_mod.` from
+torch.compile); a prefix is stripped only when that makes the keys fit the architecture better.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def check_fit(
     ]
     # A parameter loaded from integers or bools (or a counter from floats) is cast silently: refuse it.
     retyped = [
-        f"{k} (file {str(state[k].dtype).removeprefix('torch.')}, model {archive.dtype_kind(expected[k].dtype)})"
+        f"{k} (file {_dtype(state[k])}, model {archive.dtype_kind(expected[k].dtype)})"
         for k in expected
         if k in state and archive.dtype_kind(state[k].dtype) != archive.dtype_kind(expected[k].dtype)
     ]
@@ -245,6 +245,10 @@ def check_fit(
     guess = _prefix_guess(state, expected, unexpected, missing)
     parts += [p for p in (guess, hint) if p]
     raise InvalidWeights(" ".join(parts))
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def _prefix_guess(

@@ -3,9 +3,10 @@
 The bytes are written to a temporary file named by their digest, in a folder private to this process
 (made by mkdtemp, mode 0700; files are created exclusively, mode 0600, never through a link), loaded
 through the library's safe path (`sc.load_model(id, weights=path)`: sizes checked from the file's index,
-safetensors or `torch.load(weights_only=True)`, strict key matching), and the file is deleted at once: the engine keeps the loaded model, so nothing stays on disk. At most
-MAX_LOADED uploaded models stay in memory across all sessions; older ones are unloaded, and a session
-that still points at one is asked to upload it again.
+safetensors or `torch.load(weights_only=True)`, strict key matching), and the file is deleted at once:
+the engine keeps the loaded model, so nothing stays on disk. At most MAX_LOADED uploaded models stay in
+memory across all sessions; older ones are unloaded, and a session that still points at one is asked to
+upload it again.
 """
 
 from __future__ import annotations
