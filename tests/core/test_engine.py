@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-import torchvision
 from known_models import TinyCam
 
 import saliency_core as sc
@@ -23,17 +22,6 @@ FAST_PARAMS = {
 
 def _all_methods() -> list[str]:
     return [m.id for m in sc.list_methods()]
-
-
-@pytest.fixture(scope="module")
-def resnet() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None, num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def image() -> torch.Tensor:
-    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def _snapshot(module: torch.nn.Module) -> dict:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import pytest
 import torch
-import torchvision
 
 import saliency_core as sc
 from saliency_core.device import free_memory, is_out_of_memory
@@ -20,17 +19,6 @@ from saliency_core.engine.context import RunContext
 from saliency_core.hooks import hook_count
 
 OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-
-
-@pytest.fixture(scope="module")
-def resnet() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None, num_classes=10).eval()
-
-
-@pytest.fixture(scope="module")
-def image() -> torch.Tensor:
-    return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
 def _fault(
