@@ -48,6 +48,9 @@ REGION_ON = f"{SEL_PREFIX}region_on"  # segmentation: restrict the class to a re
 REGION_X = f"{SEL_PREFIX}region_x"  # (x0, x1) in input pixels
 REGION_Y = f"{SEL_PREFIX}region_y"  # (y0, y1)
 VIEW = f"{SEL_PREFIX}view"  # View of the current run (rebuilt by the sidebar every run)
+# (model id, weights path, detail) while the chosen model's weights are missing; not a widget, so
+# not under a kept prefix: the sidebar sets it again on every run.
+MISSING_WEIGHTS = "sidebar.missing_weights"
 
 # "Your model" (ui/sidebar/custom_model.py)
 MODEL_SOURCE = f"{SEL_PREFIX}model_source"  # "Catalogue" | "Your model"

@@ -88,7 +88,11 @@ def require() -> View:
     """The current view, or a short explanation and a stop of the page when there is none."""
     found = current()
     if found is None:
-        st.info("Choose an image and a model in the sidebar to begin.")
+        # Missing weights: the reason and its actions here, in sight (not below the sidebar's fold).
+        from ui.sidebar import model  # imported here: the sidebar imports this module
+
+        if not model.missing_panel():
+            st.info("Choose an image and a model in the sidebar to begin.")
         st.stop()
     return found
 

@@ -66,6 +66,7 @@ def _source() -> str:
 def section() -> sc.LoadedModel | None:
     """The model picker; None when no model can be used right now (the reason is shown)."""
     st.subheader("Model")
+    st.session_state.pop(state.MISSING_WEIGHTS, None)  # set again below while the weights are missing
     state.default(state.MODEL_SOURCE, SOURCES[0], allowed=SOURCES)
     source = st.segmented_control(
         "Model source",
@@ -194,35 +195,54 @@ def _join(folder: str, name: str) -> str:
 
 
 def _missing_weights(info: sc.ModelInfo, path: str, detail: str = "") -> None:
-    folder, _, name = path.rpartition("/")
-    if info.weights_help:
-        where = info.weights_help[:1].upper() + info.weights_help[1:]
-        st.warning(
-            f"**{info.title} has no weights on this machine.** It needs the file `{name}` in the folder "
-            f"`{folder}`, or upload a copy below. {where}.",
-            icon=":material/cloud_off:",
-        )
-        _weights_uploader(info)
-    else:
-        st.warning(
-            f"**{info.title} has no weights on this machine.** It needs the file `{name}` in the folder "
-            f"`{folder}`. Download it on a machine with internet access and put it there "
-            "(or set TORCH_HOME to a folder whose hub/checkpoints holds it).",
-            icon=":material/cloud_off:",
-        )
-    if detail:
-        st.caption(detail)
-    if info.id != resources.DEMO_MODEL and not info.weights_help:
-        download.offer(info.id, info.title)
-    _offer_demo(info)
-    st.button(
-        "Use random weights (teaching only)",
-        key=f"{state.ACTION_PREFIX}random",
-        help=random_warning(info.task),
-        on_click=_use_model,
-        args=(info.id, "random"),
-        width="stretch",
+    """Say in the sidebar that the weights are missing; the page's main pane shows why and what to do
+    (`missing_panel`), where it is in sight rather than below the fold of the sidebar."""
+    st.session_state[state.MISSING_WEIGHTS] = (info.id, path, detail)
+    st.warning(
+        f"**{md(info.title)} has no weights on this machine.** What you can do is shown on the page.",
+        icon=":material/cloud_off:",
     )
+
+
+def missing_panel() -> bool:
+    """The reason the chosen model cannot be used and its actions (upload, download, the demo model,
+    random weights), in the page's main pane; False when no model's weights are missing."""
+    found = st.session_state.get(state.MISSING_WEIGHTS)
+    info = resources.model_info(found[0]) if found else None
+    if info is None:
+        return False
+    _, path, detail = found
+    folder, _, name = path.rpartition("/")
+    with st.container(border=True):
+        if info.weights_help:
+            where = info.weights_help[:1].upper() + info.weights_help[1:]
+            st.warning(
+                f"**{md(info.title)} has no weights on this machine.** It needs the file `{name}` in the "
+                f"folder `{folder}`, or upload a copy below. {where}.",
+                icon=":material/cloud_off:",
+            )
+            _weights_uploader(info)
+        else:
+            st.warning(
+                f"**{md(info.title)} has no weights on this machine.** It needs the file `{name}` in the "
+                f"folder `{folder}`. Download it on a machine with internet access and put it there "
+                "(or set TORCH_HOME to a folder whose hub/checkpoints holds it).",
+                icon=":material/cloud_off:",
+            )
+        if detail:
+            st.caption(md(detail, limit=None))
+        if info.id != resources.DEMO_MODEL and not info.weights_help:
+            download.offer(info.id, info.title)
+        _offer_demo(info)
+        st.button(
+            "Use random weights (teaching only)",
+            key=f"{state.ACTION_PREFIX}random",
+            help=random_warning(info.task),
+            on_click=_use_model,
+            args=(info.id, "random"),
+            width="stretch",
+        )
+    return True
 
 
 def _offer_demo(info: sc.ModelInfo) -> None:
