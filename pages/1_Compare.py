@@ -1,4 +1,4 @@
-"""Compare: several methods, or one method over a parameter, side by side on the same image and target."""
+"""Compare: several methods, one method over a parameter, or one method for several targets, side by side."""
 
 import streamlit as st
 
@@ -22,16 +22,16 @@ if not variants:
     st.stop()
 
 found = compare.compute(current, variants)
-pairs = [(v.label, r) for v, r in zip(variants, found) if r is not None]
-if not pairs:
+kept = [(v, r) for v, r in zip(variants, found) if r is not None]
+if not kept:
     st.stop()
-labels, done = [p[0] for p in pairs], [p[1] for p in pairs]
+labels, done, views = [v.label for v, _ in kept], [r for _, r in kept], [v.view for v, _ in kept]
 
-compare.grid(current, labels, done, shown, overlay=show == "Overlay")
+compare.grid(current, labels, done, shown, overlay=show == "Overlay", views=views)
 st.subheader("Agreement")
 agreement = compare.agreement_section(labels, done)
 if len(done) >= 2:
     st.subheader("Difference")
     compare.difference_section(current, labels, done, shown)
 st.divider()
-compare.exports(current, labels, done, shown, show == "Overlay", agreement)
+compare.exports(current, labels, done, shown, show == "Overlay", agreement, views)

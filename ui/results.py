@@ -191,25 +191,30 @@ def should_run(pending_key: str, key: Any, auto: bool) -> bool:
 
 def run_with_progress(
     view: View,
-    jobs: Sequence[tuple[str, sc.MethodInfo, dict[str, Any]]],
+    jobs: Sequence[
+        tuple[str, sc.MethodInfo, dict[str, Any]] | tuple[str, sc.MethodInfo, dict[str, Any], View]
+    ],
     pending_key: str,
 ) -> list[Result | None]:
-    """Compute (label, method, params) jobs one after another under one progress bar with a Cancel button.
+    """Compute (label, method, params[, view]) jobs one after another under one progress bar with a Cancel
+    button; a job's own view (another target, in Compare) replaces `view` for it.
 
     Returns each job's result, or None where it failed (the message is shown). Stored results are reused.
     """
-    results: list[Result | None] = [lookup(view, info, params) for _, info, params in jobs]
+    views = [job[3] if len(job) > 3 else view for job in jobs]
+    results: list[Result | None] = [lookup(v, job[1], job[2]) for v, job in zip(views, jobs)]
     todo = [i for i, found in enumerate(results) if found is None]
     if not todo:
         st.session_state[pending_key] = None
         return results
     # While running, the pending key names this run (also when it started by itself) for Cancel to find.
     st.session_state[pending_key] = st.session_state.get(pending_key) or tuple(
-        request_key(view, jobs[i][1], jobs[i][2]) for i in todo
+        request_key(views[i], jobs[i][1], jobs[i][2]) for i in todo
     )
     work = [
         Job(
-            jobs[i][0], lambda report, info=jobs[i][1], params=jobs[i][2]: compute(view, info, params, report)
+            jobs[i][0],
+            lambda report, v=views[i], info=jobs[i][1], params=jobs[i][2]: compute(v, info, params, report),
         )
         for i in todo
     ]

@@ -117,11 +117,13 @@ def cancelled_run(pending_key: str) -> str:
 
 
 # --- Compare -----------------------------------------------------------------------------------------------
-COMPARE_MODE = f"{COMPARE_PREFIX}mode"  # "Methods" | "One method, several settings"
+COMPARE_MODE = f"{COMPARE_PREFIX}mode"  # one of ui.compare.MODES
 COMPARE_METHODS = f"{COMPARE_PREFIX}methods"  # method ids compared
 COMPARE_SHOW = f"{COMPARE_PREFIX}show"  # "Overlay" | "Map only"
 COMPARE_PENDING = f"{COMPARE_PREFIX}pending"  # keys of the maps the user asked for, until computed
 COMPARE_SWEEP_METHOD = f"{COMPARE_PREFIX}sweep_method"  # the method swept over a parameter
+COMPARE_TARGETS_METHOD = f"{COMPARE_PREFIX}targets_method"  # the method shown for several targets
+COMPARE_TARGETS_K = f"{COMPARE_PREFIX}targets_k"  # how many of the top predictions it explains
 COMPARE_DIFF_A = f"{COMPARE_PREFIX}diff_a"  # index of map A of the difference view
 COMPARE_DIFF_B = f"{COMPARE_PREFIX}diff_b"  # index of map B
 

@@ -72,21 +72,28 @@ def matrix_figure(
     values = to_numpy(matrix)
     labels = list(names)
     text = [[f"{v:.2f}" if np.isfinite(v) else "–" for v in row] for row in values]
+    # Cells sit at integer positions with the names as tick text: plotly merges equal category names into
+    # one row and column, so two maps labelled alike would collapse the matrix into one cell.
+    positions = list(range(len(labels)))
+    pairs = [[[a, b] for b in labels] for a in labels]
     figure = go.Figure(
         go.Heatmap(
             z=values,
-            x=labels,
-            y=labels,
+            x=positions,
+            y=positions,
             zmin=zmin,
             zmax=zmax,
             colorscale=plotly_colorscale(cmap),
             text=text,
+            customdata=pairs,
             texttemplate="%{text}",
-            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            hovertemplate="%{customdata[0]} vs %{customdata[1]}: %{z:.3f}<extra></extra>",
             colorbar={"thickness": 12},
         )
     )
-    figure.update_yaxes(autorange="reversed")
+    axis = {"tickmode": "array", "tickvals": positions, "ticktext": labels}
+    figure.update_xaxes(**axis)
+    figure.update_yaxes(autorange="reversed", **axis)
     figure.update_layout(
         title={"text": title} if title else None,
         height=height,

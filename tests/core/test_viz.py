@@ -136,7 +136,18 @@ def test_heatmap_figure_hovers_raw_values() -> None:
 def test_matrix_figure_labels_cells() -> None:
     figure = viz.matrix_figure(np.array([[1.0, 0.25], [0.25, 1.0]]), ["a", "b"])
     trace = figure.data[0]
-    assert list(trace.x) == ["a", "b"] and trace.text[0][1] == "0.25"
+    assert list(figure.layout.xaxis.ticktext) == ["a", "b"] and trace.text[0][1] == "0.25"
+    assert trace.customdata[0][1] == ["a", "b"]  # hover names row (y) then column (x)
+
+
+def test_matrix_figure_keeps_every_cell_when_names_are_alike() -> None:
+    # Plotly merges equal category names; cells at integer positions cannot collapse.
+    values = np.array([[1.0, 0.1, 0.2], [0.1, 1.0, 0.3], [0.2, 0.3, 1.0]])
+    figure = viz.matrix_figure(values, ["Grad-CAM · l…", "Grad-CAM · l…", "Grad-CAM · l…"])
+    trace = figure.data[0]
+    assert list(trace.x) == [0, 1, 2] and list(trace.y) == [0, 1, 2]
+    assert list(figure.layout.yaxis.tickvals) == [0, 1, 2]
+    assert trace.text[1][2] == "0.30" and trace.text[2][0] == "0.20"
 
 
 def test_draw_boxes_colours_the_outline_and_dims_others_when_highlighting() -> None:

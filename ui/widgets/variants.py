@@ -22,6 +22,10 @@ class Variant:
     label: str
     info: sc.MethodInfo
     params: dict[str, Any]
+    view: View | None = None  # its own view (another target), else the page's
+
+    def view_or(self, page_view: View) -> View:
+        return self.view if self.view is not None else page_view
 
 
 def explored_methods(view: View, ids: Sequence[str]) -> list[str]:
