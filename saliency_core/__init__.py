@@ -9,13 +9,16 @@ a = sc.attribute(m, x, "gradcam", m.predict(x)[0])
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from typing import Any
 
 import torch
 from torch import nn
 
 from . import metrics
-from .engine import Attribution, Engine, Estimate, get_engine, set_engine
+from .engine import Attribution, Engine, Estimate, Job, get_engine, set_engine
+from .engine.jobs import Progress as JobProgress
+from .engine.jobs import Work
 from .errors import (
     Cancelled,
     InvalidImage,
@@ -117,6 +120,58 @@ def attribute(
     return get_engine().attribute(model, x, method, target, **params)
 
 
+def submit(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    method: str,
+    target: Target | int | None = None,
+    *,
+    watcher: Hashable | None = None,
+    **params: Any,
+) -> Job:
+    """`attribute` as a background job owned by the engine: `job.progress`, `job.wait(timeout)`,
+    `job.result()`, `job.cancel(watcher)`. The same request while its job runs attaches to that job (one
+    computation); a cached one comes back done at once. The job keeps running when nobody polls it, and
+    its map lands in the cache. `cancel(watcher)` stops it only when no other watcher waits for it."""
+    return get_engine().submit(model, x, method, target, watcher=watcher, **params)
+
+
+def cached_attribution(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    method: str,
+    target: Target | int | None = None,
+    **params: Any,
+) -> Attribution | None:
+    """The engine's cached map for this request, or None; never runs the model."""
+    return get_engine().lookup(model, x, method, target, **params)
+
+
+def find_job(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    method: str,
+    target: Target | int | None = None,
+    **params: Any,
+) -> Job | None:
+    """The running (or recently finished) job of this request, or None; never runs the model."""
+    return get_engine().find_job(model, x, method, target, **params)
+
+
+def submit_job(
+    key: Hashable,
+    work: Work,
+    *,
+    label: str = "",
+    group: Hashable = None,
+    watcher: Hashable | None = None,
+) -> Job:
+    """Any long work as an engine job keyed by `key` (e.g. a metric's request): `work(progress, cancel)`
+    runs in a worker thread, reporting `progress(fraction, message)` and stopping when the
+    `cancel` event is set. Submitting a key whose job runs (or finished well) attaches to it."""
+    return get_engine().jobs.submit(key, work, label=label, group=group, watcher=watcher)
+
+
 def estimate(
     model: LoadedModel | nn.Module,
     method: str,
@@ -144,6 +199,8 @@ __all__ = [
     "InvalidImage",
     "InvalidParameter",
     "InvalidWeights",
+    "Job",
+    "JobProgress",
     "KeypointTarget",
     "Lesson",
     "Limits",
@@ -168,9 +225,11 @@ __all__ = [
     "UnknownModel",
     "WeightsUnavailable",
     "attribute",
+    "cached_attribution",
     "download_weights",
     "estimate",
     "featured_methods",
+    "find_job",
     "get_engine",
     "limits",
     "list_architectures",
@@ -191,4 +250,6 @@ __all__ = [
     "register_model",
     "set_engine",
     "set_limits",
+    "submit",
+    "submit_job",
 ]

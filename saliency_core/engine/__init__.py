@@ -4,8 +4,8 @@ Needs (a forward output, layer activations and gradients, input gradients) are c
 (model, image, target, layer), so switching between methods that share them costs no model pass.
 
 Modules by job: `results` (what comes back), `inputs` (validation, hashing), `context` (RunContext, the
-needs), `loading` (models and weights), `cost` (estimates and speed), `core` (the Engine). This module
-holds the process-wide engine and re-exports the public names.
+needs), `loading` (models and weights), `cost` (estimates and speed), `jobs` (long requests as background
+jobs), `core` (the Engine). This module holds the process-wide engine and re-exports the public names.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .context import RunContext
 from .core import Engine
 from .cost import CostModel
 from .inputs import check_input, image_digest, should_cancel
+from .jobs import Job, JobRegistry, Progress
 from .loading import ModelLoader
 from .results import Attribution, Estimate
 
@@ -47,7 +48,10 @@ __all__ = [
     "CostModel",
     "Engine",
     "Estimate",
+    "Job",
+    "JobRegistry",
     "ModelLoader",
+    "Progress",
     "ProgressFn",
     "RunContext",
     "check_input",

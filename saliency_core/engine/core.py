@@ -29,7 +29,7 @@ from ..methods.base import MethodSpec, get_method
 from ..methods.context import CancelFn, ProgressFn
 from ..models.loaded import LoadedModel
 from ..targets import ClassTarget, Target, as_target
-from . import inputs
+from . import inputs, jobs
 from .context import RunContext
 from .cost import CostModel
 from .loading import ModelLoader, cpu_copy
@@ -45,6 +45,7 @@ class Engine(ModelLoader, CostModel):
         ModelLoader.__init__(self)
         CostModel.__init__(self)
         self.forward_count = 0  # images through any model: shows that a cached need made no pass
+        self.jobs = jobs.JobRegistry()  # long requests as background jobs (see jobs.py)
 
     def describe_device(self) -> str:
         return describe(self.device)
@@ -201,6 +202,43 @@ class Engine(ModelLoader, CostModel):
                 self.cache.put(key, result.owned_copy(), nbytes(result.map) + nbytes(result.raw))
             return result
         raise _out_of_memory(spec, f"{where} and then on the CPU")
+
+    # --- background jobs (jobs.py): a request keeps running when its caller stops waiting -----------
+    def submit(
+        self,
+        model: LoadedModel | nn.Module,
+        x: torch.Tensor,
+        method: str,
+        target: Target | int | None = None,
+        *,
+        watcher: Any = None,
+        **params: Any,
+    ) -> jobs.Job:
+        """`attribute` as a background job: attaches to this request's running job, or a done one when
+        the map is cached; `watcher` (e.g. a session id) is counted for `Job.cancel(watcher)`."""
+        return jobs.submit(self, model, x, method, target, params, watcher)
+
+    def lookup(
+        self,
+        model: LoadedModel | nn.Module,
+        x: torch.Tensor,
+        method: str,
+        target: Target | int | None = None,
+        **params: Any,
+    ) -> Attribution | None:
+        """The cached map of this request, or None; never runs the model."""
+        return jobs.lookup(self, model, x, method, target, params)
+
+    def find_job(
+        self,
+        model: LoadedModel | nn.Module,
+        x: torch.Tensor,
+        method: str,
+        target: Target | int | None = None,
+        **params: Any,
+    ) -> jobs.Job | None:
+        """This request's live (or recently finished) job, or None; never runs the model."""
+        return jobs.find(self, model, x, method, target, params)
 
     def resolve_target(
         self, model: LoadedModel, target: Target | int | None, output: Callable[[], Any]
