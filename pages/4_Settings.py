@@ -3,9 +3,11 @@
 import streamlit as st
 
 from ui import shell, status
+from ui.sidebar import model
 
 shell.setup("Settings")
 st.title("Settings and status")
+model.missing_panel()  # the chosen model's missing weights, with what to do (as on the other pages)
 status.device()
 status.cache()
 status.weights()

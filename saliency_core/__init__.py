@@ -105,6 +105,28 @@ def programs_allowed() -> bool:
     return allowed()
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can compute on: "cpu", each CUDA device ("cuda:0", …) and "mps"."""
+    from .device import available_devices as found
+
+    return found()
+
+
+def set_device(device: str) -> str:
+    """Move the shared engine and its loaded models to `device` (one of `available_devices()`), waiting for
+    running work; returns the device's description. InvalidParameter for a device this machine lacks."""
+    engine = get_engine()
+    engine.move_to(device)
+    return engine.describe_device()
+
+
+def current_device() -> str:
+    """The device the shared engine computes on, named as in `available_devices()`."""
+    from .device import device_name
+
+    return device_name(get_engine().device)
+
+
 def attribute(
     model: LoadedModel | nn.Module,
     x: torch.Tensor,
@@ -225,7 +247,9 @@ __all__ = [
     "UnknownModel",
     "WeightsUnavailable",
     "attribute",
+    "available_devices",
     "cached_attribution",
+    "current_device",
     "download_weights",
     "estimate",
     "featured_methods",
@@ -248,6 +272,7 @@ __all__ = [
     "register_adapter",
     "register_method",
     "register_model",
+    "set_device",
     "set_engine",
     "set_limits",
     "submit",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,14 @@ class LRUCache:
         with self._lock:
             self._data.clear()
             self._bytes = 0
+
+    def drop(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Remove every entry whose key satisfies `predicate`; return how many."""
+        with self._lock:
+            doomed = [k for k in self._data if predicate(k)]
+            for key in doomed:
+                self._bytes -= self._data.pop(key)[1]
+            return len(doomed)
 
     def resize(self, max_bytes: int) -> None:
         with self._lock:

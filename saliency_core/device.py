@@ -28,6 +28,40 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def available_devices() -> list[str]:
+    """Every device this process can compute on, by name: "cpu", then "cuda:0", "cuda:1"…, then "mps"."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        found.append("mps")
+    return found
+
+
+def device_name(device: torch.device) -> str:
+    """The name `available_devices` lists for a device ("cuda" is the current CUDA device, "cuda:0")."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index}"
+    return device.type
+
+
+def check_device(name: str | torch.device) -> torch.device:
+    """The device named, or InvalidParameter saying which ones this machine has."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidParameter(
+            f"'{name}' is not a device name; this machine has {', '.join(available_devices())}."
+        ) from None
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
+    have = available_devices()
+    if str(device) not in have:
+        raise InvalidParameter(f"Device {device} is not available here; this machine has {', '.join(have)}.")
+    return device
+
+
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())

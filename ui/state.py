@@ -239,6 +239,9 @@ def bump(key: str) -> int:
     return st.session_state[key]
 
 
+# Settings: the device picker (set from the engine on every run, so not kept) and why a move failed.
+DEVICE = "settings.device"
+DEVICE_ERROR = "settings.device_error"
 DOWNLOAD = f"{ACTION_PREFIX}download.pending"  # model id whose weights download runs now (None: none)
 DOWNLOAD_CANCELLED = f"{ACTION_PREFIX}download.cancelled"  # set by the download's Cancel, shown once
 DOWNLOAD_ERROR = f"{ACTION_PREFIX}download.error"  # {model id: why its last download failed}

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+import saliency_core as sc
 from ui import resources, results, state
+from ui.text import md
+
+ENV_VAR = "SALIENCY_DEVICE"
 
 
 def human_bytes(n: float) -> str:
@@ -15,10 +19,47 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _move(key: str) -> None:
+    """Move the shared engine to the device just chosen (on_change: before the page is drawn)."""
+    chosen = st.session_state.get(key)
+    try:
+        with st.spinner(f"Moving the models to {chosen}…"):
+            sc.set_device(str(chosen))
+    except sc.SaliencyError as exc:
+        st.session_state[state.DEVICE_ERROR] = str(exc)
+    else:
+        st.session_state.pop(state.DEVICE_ERROR, None)
+
+
 def device() -> None:
     engine = resources.engine()
     st.subheader("Device")
-    st.markdown(f"Computing on **{engine.describe_device()}** (set `SALIENCY_DEVICE` to choose another).")
+    current = sc.current_device()
+    options = sc.available_devices()
+    if current not in options:
+        options = [current, *options]
+    # A session's prepared inputs may stay where they are: the engine moves an input to the model's device.
+    # The engine is the truth: the picker shows where it computes now (another session may have moved it).
+    st.session_state[state.DEVICE] = current
+    st.selectbox(
+        "Compute on",
+        options,
+        key=state.DEVICE,
+        on_change=_move,
+        args=(state.DEVICE,),
+        disabled=len(options) < 2,
+        help="Every session shares one engine: moving it moves every loaded model, for everyone, once the "
+        "work running on each model has finished. Finished maps are kept; cached model passes and "
+        "measured speeds start again on the new device.",
+    )
+    error = st.session_state.pop(state.DEVICE_ERROR, None)
+    if error:
+        st.error(md(error, limit=None), icon=":material/memory:")
+    st.markdown(
+        f"Computing on **{md(engine.describe_device())}**"
+        + (" (the only device here)." if len(options) < 2 else ".")
+        + f" `{ENV_VAR}` sets the device a new server process starts on."
+    )
     stats = engine.stats()
     loaded = stats.get("models") or []
     st.markdown("Models loaded in this process: " + (", ".join(f"`{m}`" for m in loaded) or "none yet"))

@@ -57,6 +57,7 @@ class ModelLoader:
         self._models: dict[tuple[str, str, str, int | None, str], LoadedModel] = {}
         self._wrapped: dict[str, LoadedModel] = {}  # module token -> model
         self._load_lock = threading.Lock()
+        self._move_lock = threading.Lock()  # one device move at a time (moving.py)
 
     def load_model(
         self,
@@ -164,6 +165,13 @@ class ModelLoader:
             for key in [k for k in self._models if k[0] == model_id]:
                 if weights is None or key[1] == str(weights):
                     del self._models[key]
+
+    def move_to(self, device: str | torch.device) -> torch.device:
+        """Move the engine and every loaded model to `device` ("cpu", "cuda:1", "mps"), waiting for the work
+        running on each model; device-bound cached needs and speed measurements are dropped (moving.py)."""
+        from .moving import move_engine
+
+        return move_engine(self, device)  # type: ignore[arg-type]
 
     def wrap(self, module: nn.Module, task: str = "classification") -> LoadedModel:
         """A plain nn.Module as a model of `task` (identity preprocessing, layers by dotted name)."""
