@@ -160,6 +160,9 @@ LOC_REGION = f"{_LOC}region"  # "Ground-truth mask" | "Box"
 LOC_TOLERANCE = f"{_LOC}tolerance"  # pixels
 LOC_BOX_FOR = f"{_LOC}box.for"  # the view key the box was last reset for
 LOC_PENDING = f"{_LOC}pending"  # keys of the maps the user asked for
+LOC_DRAW = f"{ACTION_PREFIX}loc.draw"  # the picture's plotly chart: its box / lasso selection
+LOC_DRAWN = f"{_LOC}drawn"  # signature of the selection last applied to the box (applied once)
+LOC_LASSO = f"{_LOC}lasso"  # (bounding box, mask) of the lasso drawn: the region while the box is its own
 
 
 def loc_box(coordinate: str) -> str:

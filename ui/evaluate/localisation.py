@@ -17,6 +17,7 @@ from ui.evaluate import common
 from ui.results import Result
 from ui.text import md
 from ui.view import View
+from ui.widgets import draw
 from ui.widgets.variants import Variant
 
 REGIONS = ["Ground-truth mask", "Box"]
@@ -74,13 +75,12 @@ def section(view: View) -> None:
         help="A hit when the map's maximum lies within this many pixels of the object (15 in the original "
         "pointing game).",
     )
-    height, width = view.picture.shape[:2]
     box = None
     if region_kind == "Box":
-        box = _box_inputs(view, found[0] if found is not None else None)
-        if box is None:
+        boxed = _box_inputs(view, found[0] if found is not None else None)
+        if boxed is None:
             return
-        region = sc.metrics.region_mask(box, (height, width))
+        box, region = boxed
     else:
         region, label = found  # type: ignore[misc]
         if label and view.model.task == "classification" and label != getattr(view.target, "label", label):
@@ -121,29 +121,67 @@ def _default_box(view: View, mask: np.ndarray | None) -> tuple[int, int, int, in
     return width // 4, height // 4, 3 * width // 4, 3 * height // 4
 
 
-def _box_inputs(view: View, mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
-    """Four number boxes (input pixels), reset to a sensible box when the image, model or target changes."""
+def _box_inputs(view: View, mask: np.ndarray | None) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The box (input pixels) drawn on the picture or typed in four number boxes, which follow each other,
+    and its region: the box, or a lasso's pixels while the numbers hold that lasso's bounding box. Reset to
+    a sensible box when the image, model or target changes."""
     height, width = view.picture.shape[:2]
     if st.session_state.get(state.LOC_BOX_FOR) != cards.view_key(view):
         st.session_state[state.LOC_BOX_FOR] = cards.view_key(view)
+        st.session_state.pop(state.LOC_LASSO, None)
         for name, value in zip(COORDS, _default_box(view, mask)):
             st.session_state[state.loc_box(name)] = value
+    problem = _take_drawing((height, width))  # a new drawing sets the numbers before they are drawn
+    for name in COORDS:
+        limit = width if name.startswith("x") else height
+        k = state.loc_box(name)
+        st.session_state[k] = int(min(max(int(st.session_state.get(k, 0)), 0), limit))
+    typed = tuple(int(st.session_state[state.loc_box(name)]) for name in COORDS)
+    lasso = st.session_state.get(state.LOC_LASSO)
+    drawn = lasso[1] if lasso is not None and lasso[0] == typed else None
+    draw.draw(view.picture, state.LOC_DRAW, typed, height=360)
     st.caption(
-        f"Box in the model's input pixels (the picture is {width}×{height}); x to the right, y down, "
-        "(x0, y0) the top-left corner."
+        f"Drag a box on the picture (or pick the lasso in its toolbar and draw around the object), or type "
+        f"the box below: input pixels of the {width}×{height} picture, x to the right, y down, (x0, y0) the "
+        "top-left corner."
+        + (" The region is the lasso's outline; its bounding box is below." if drawn is not None else "")
     )
+    if problem:
+        st.warning(problem, icon=":material/gesture:")
     columns = st.columns(4)
     values = []
     for column, name in zip(columns, COORDS):
         limit = width if name.startswith("x") else height
-        k = state.loc_box(name)
-        st.session_state[k] = int(min(max(int(st.session_state.get(k, 0)), 0), limit))
-        values.append(int(column.number_input(name, 0, limit, step=1, key=k)))
+        values.append(int(column.number_input(name, 0, limit, step=1, key=state.loc_box(name))))
     x0, y0, x1, y1 = values
     if x1 <= x0 or y1 <= y0:
         st.warning("The box needs x0 < x1 and y0 < y1.", icon=":material/crop_free:")
         return None
-    return x0, y0, x1, y1
+    box = (x0, y0, x1, y1)
+    return box, drawn if drawn is not None else sc.metrics.region_mask(box, (height, width))
+
+
+def _take_drawing(size: tuple[int, int]) -> str:
+    """Apply a selection drawn since the last run to the number boxes; the problem with it, or ""."""
+    selection = st.session_state.get(state.LOC_DRAW)
+    signature = draw.selection_signature(selection)
+    if signature == st.session_state.get(state.LOC_DRAWN):
+        return ""
+    st.session_state[state.LOC_DRAWN] = signature
+    try:
+        found = draw.read_selection(selection, size)
+    except draw.BadSelection as exc:
+        return f"{exc} The box below is unchanged."
+    if found is None:
+        return ""
+    kind, box, mask = found
+    for name, value in zip(COORDS, box):
+        st.session_state[state.loc_box(name)] = value
+    if kind == "lasso":
+        st.session_state[state.LOC_LASSO] = (box, mask)
+    else:
+        st.session_state.pop(state.LOC_LASSO, None)
+    return ""
 
 
 def _maps(view: View, variants: Sequence[Variant]) -> list[Result | None]:
