@@ -3,8 +3,9 @@
 `?sample=scene_00&model=shapes_demo&target=0&method=occlusion&p.patch=16&cmap=jet` reproduces the view:
 sample, model (and `weights=random` when used), target rank (with the task's fields, ui/tasks: a detection `threshold`, a pose `keypoint`
 name or a segmentation `region=x0,y0,x1,y1` where used), method, its parameters (`p.<name>`) and the
-display settings. Uploaded and camera images, and uploaded weights, are not stored anywhere, so their views
-cannot be shared.
+display settings. An uploaded image is kept in the server's bounded upload store (ui/uploads.py) and linked
+as `upload=<sha256 hex>` instead of `sample`: the link works on this server while the store keeps the image.
+Camera pictures and uploaded weights are not stored anywhere, so their views cannot be shared.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from ui import clamp, display, images, params, resources, state, tasks, text
+from ui import clamp, display, images, params, resources, state, tasks, text, uploads
 from ui.display import Display
 from ui.sidebar import custom_model
 from ui.view import View
@@ -25,11 +26,18 @@ _DISPLAY_KEYS = {"cmap": state.CMAP, "alpha": state.ALPHA, "sign": state.SIGN, "
 
 
 def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Display) -> dict[str, str] | None:
-    """The query parameters of this view, or None when the image is not a bundled sample."""
-    if view.image.source != "sample" or not view.image.sample_id or view.weights.startswith("file"):
+    """The query parameters of this view, or None when it cannot be shared (a camera picture, uploaded
+    weights). An uploaded image is put in the upload store (again the most recent there) as it is linked."""
+    if view.weights.startswith("file"):
+        return None
+    if view.image.source == "sample" and view.image.sample_id:
+        image = {"sample": view.image.sample_id}
+    elif view.image.source == "upload":
+        image = {"upload": uploads.store().put(view.image.data)}
+    else:
         return None
     out = {
-        "sample": view.image.sample_id,
+        **image,
         "model": view.info.id,
         "target": str(view.target_index),
         "method": info.id,
@@ -89,15 +97,56 @@ def apply_from_url() -> list[str]:
         return []
     st.session_state[state.SHARE_APPLIED] = True
     link = {str(k): str(st.query_params.get(k) or "") for k in st.query_params}
-    if not link.get("sample"):
+    if link.get("sample"):
+        if not images.use_sample(link["sample"]):
+            return [f"sample '{link['sample']}'"]
+        st.session_state[state.SOURCE] = "Samples"
+    elif link.get("upload"):
+        if not _apply_upload(link["upload"]):
+            return [f"upload '{link['upload']}'"]  # why: the image error the sidebar shows
+    else:
         return []
-    if not images.use_sample(link["sample"]):
-        return [f"sample '{link['sample']}'"]
-    st.session_state[state.SOURCE] = "Samples"
     problems: list[str] = []
     for apply in (_apply_model, _apply_target, _apply_target_details, _apply_method, _apply_display):
         problems += apply(link)
     return problems
+
+
+def _apply_upload(digest: str) -> bool:
+    """Open the uploaded image a link names, while the upload store keeps it; else say why (the sidebar
+    shows the image error over the first sample, which the session then starts on)."""
+    data = uploads.store().get(digest) if uploads.valid_digest(digest) else None
+    if data is not None and images.accept(data, f"shared upload {digest[:8]}", "upload"):
+        st.session_state[state.SOURCE] = "Upload"
+        return True
+    samples = resources.samples()
+    if images.current() is None and samples:
+        images.use_sample(samples[0].id)  # first, so that the message below stays
+    if not uploads.valid_digest(digest):
+        st.session_state[state.IMAGE_ERROR] = (
+            f"This link's upload '{text.md(digest, limit=80)}' is not an image reference (64 hex characters); "
+            "the link may have been cut. Upload the image again, or pick a sample."
+        )
+    elif data is None:
+        st.session_state[state.IMAGE_ERROR] = (
+            "The image this link shows is no longer on this server (uploads are kept for a while, the least "
+            "recently used going first, and not across servers). Upload it again to see the view."
+        )
+    return False
+
+
+def link_note(view: View) -> str:
+    """What the share link of `view` reproduces and for how long, or why there is none."""
+    if view.weights.startswith("file"):
+        return "Views with uploaded weights cannot be shared: the weights are not stored anywhere."
+    if view.image.source == "upload":
+        return (
+            "Opening this link reproduces the view on this server while it keeps the uploaded image (the "
+            "least recently used uploads are dropped first)."
+        )
+    if view.image.source == "sample":
+        return "Opening this link reproduces the view."
+    return "Views of camera pictures cannot be shared: the picture is not stored anywhere."
 
 
 def notice(problems: list[str]) -> str:
