@@ -1,6 +1,8 @@
-"""Display settings (colormap, opacity, sign, clip) and the result view: input, overlay, interactive heatmap.
+"""Display settings (colormap, opacity, sign, clip, style) and the result view: input, overlay, heatmap.
 
-Display settings only change how a stored map is drawn; nothing here computes a map.
+Display settings only change how a stored map is drawn; nothing here computes a map. Pictures are encoded
+once per (map, settings) and kept in a small per-session store (ui/images.py `encoded`), so a redraw after a
+settings change encodes only what changed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from saliency_core import viz
-from ui import resources, state
+from ui import images, resources, state
 from ui.results import Result, describe_params, format_seconds
 from ui.text import md
 from ui.view import View, prediction_picture
@@ -21,6 +23,21 @@ SIGN_HELP = (
     "Which part of the signed map to show. auto: the magnitude for gradient methods (their sign mostly "
     "follows the input's colours), the positive part otherwise. signed: both signs, use a diverging colormap."
 )
+STYLE_CHOICES = ["paper", "overlay", "gray", "smoothed"]
+STYLE_TITLES = {
+    "paper": "as the method's paper",
+    "overlay": "overlay",
+    "gray": "grayscale",
+    "smoothed": "smoothed",
+}
+STYLE_HELP = (
+    "How the map is drawn. overlay: coloured over the picture. grayscale: the magnitude alone, white = strong "
+    "(how gradient papers show pixel-level maps). smoothed: the magnitude blurred, then overlaid. "
+    "As the method's paper: the style the method declares."
+)
+PANEL = 220  # pixels: input, map and heatmap the same size; three fit beside a sidebar at 1000 px or wrap
+COLORBAR = 70  # pixels beside the heatmap for its colorbar
+HEATMAP_SIDE = 112  # the interactive heatmap's longest side: hover stays exact enough, the page stays light
 
 
 @dataclass(frozen=True)
@@ -31,13 +48,27 @@ class Display:
     clip: float = 99.5
     alpha_by_value: bool = False
     shared: bool = False
+    style: str = "paper"
+
+    def style_for(self, method_id: str) -> str:
+        """The style drawn: the user's choice, or for "paper" the one the method declares."""
+        if self.style != "paper":
+            return self.style
+        info = resources.method(method_id)
+        return info.display if info is not None else "overlay"
 
     def sign_for(self, method_id: str) -> str:
-        """The sign drawn: the user's choice, or for "auto" the one the method declares."""
-        if self.sign != "auto":
-            return self.sign
-        info = resources.method(method_id)
-        return info.sign if info is not None else "positive"
+        """The sign drawn: the user's choice, or for "auto" the one the method declares (grayscale and
+        smoothed styles show a magnitude where "signed" would be asked)."""
+        sign = self.sign
+        if sign == "auto":
+            info = resources.method(method_id)
+            sign = info.sign if info is not None else "positive"
+        return viz.style_sign(self.style_for(method_id), sign)
+
+    def cmap_for(self, method_id: str) -> str:
+        """The colormap of the map's picture and heatmap ("gray" in the grayscale style)."""
+        return "gray" if self.style_for(method_id) == "gray" else self.cmap
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,18 +90,25 @@ def current() -> Display:
         clip=float(get(state.CLIP, DEFAULTS.clip)),
         alpha_by_value=bool(get(state.ALPHA_BY_VALUE, DEFAULTS.alpha_by_value)),
         shared=bool(get(state.SHARED, DEFAULTS.shared)),
+        style=get(state.STYLE, DEFAULTS.style),
     )
 
 
-def controls(show_shared: bool = False) -> Display:
-    """The display widgets in one row; returns the settings."""
+def ensure_defaults() -> None:
+    """Put the display settings in the session (widgets then read their values from it)."""
     state.default(state.CMAP, DEFAULTS.cmap, allowed=list(viz.COLORMAPS))
     state.default(state.ALPHA, DEFAULTS.alpha)
     state.default(state.SIGN, DEFAULTS.sign, allowed=SIGN_CHOICES)
     state.default(state.CLIP, DEFAULTS.clip)
     state.default(state.ALPHA_BY_VALUE, DEFAULTS.alpha_by_value)
     state.default(state.SHARED, DEFAULTS.shared)
-    columns = st.columns([1.2, 1.1, 1.2, 1.2])
+    state.default(state.STYLE, DEFAULTS.style, allowed=STYLE_CHOICES)
+
+
+def controls(show_shared: bool = False) -> Display:
+    """The display widgets in one row; returns the settings."""
+    ensure_defaults()
+    columns = st.columns([1.1, 1.2, 1, 1, 1.1])
     columns[0].selectbox("Colormap", list(viz.COLORMAPS), key=state.CMAP)
     lo, hi, step = ALPHA_RANGE
     columns[1].slider("Opacity", lo, hi, step=step, key=state.ALPHA, help="0 shows the image, 1 the map.")
@@ -82,6 +120,9 @@ def controls(show_shared: bool = False) -> Display:
         step=CLIP_RANGE[2],
         key=state.CLIP,
         help="Values above this percentile saturate, so a few extreme pixels do not wash out the rest.",
+    )
+    columns[4].selectbox(
+        "Style", STYLE_CHOICES, key=state.STYLE, format_func=STYLE_TITLES.get, help=STYLE_HELP
     )
     with st.container(horizontal=True, gap="large"):
         st.toggle(
@@ -100,14 +141,31 @@ def controls(show_shared: bool = False) -> Display:
 
 
 def map01(result: Result, display: Display, scale: float | None = None) -> np.ndarray:
-    """The stored map as displayed: rectified by sign, clipped at the percentile, in [0, 1]."""
-    return viz.normalise(result.map, display.sign_for(result.method), display.clip, scale)
+    """The stored map as displayed: rectified by sign, clipped at the percentile (smoothed where the
+    style says), in [0, 1]."""
+    style = display.style_for(result.method)
+    return viz.style_map(result.map, style, display.sign_for(result.method), display.clip, scale)
 
 
 def overlay(view: View, result: Result, display: Display, scale: float | None = None) -> np.ndarray:
-    return viz.overlay(
-        view.picture, map01(result, display, scale), display.cmap, display.alpha, display.alpha_by_value
+    """The map's picture in its style: an overlay, a smoothed overlay, or the grayscale magnitude alone."""
+    return viz.style_picture(
+        view.picture,
+        map01(result, display, scale),
+        display.style_for(result.method),
+        display.cmap,
+        display.alpha,
+        display.alpha_by_value,
     )
+
+
+def caption(result: Result, display: Display) -> str:
+    """What the map's picture shows: 'Grad-CAM overlay (positive, jet)'."""
+    style, sign = display.style_for(result.method), display.sign_for(result.method)
+    if style == "gray":
+        return f"{result.title} in grayscale ({sign}, white = strong)"
+    kind = "smoothed overlay" if style == "smoothed" else "overlay"
+    return f"{result.title} {kind} ({sign}, {display.cmap})"
 
 
 def provenance(result: Result) -> str:
@@ -117,27 +175,81 @@ def provenance(result: Result) -> str:
     return f"computed in {format_seconds(result.seconds)} on {result.device}"
 
 
+def _drawn(result: Result, display: Display) -> tuple:
+    """What decides the map's pictures: the result and the settings that change how it is drawn."""
+    method = result.method
+    return (
+        id(result),
+        result.created,
+        display.style_for(method),
+        display.sign_for(method),
+        display.cmap_for(method),
+        display.clip,
+        display.alpha,
+        display.alpha_by_value,
+    )
+
+
+def input_png(view: View) -> bytes:
+    """The input picture with the predictions drawn, encoded once per view and target."""
+    key = ("input", *view.base_key(), view.target_key(), view.target_index, view.region, view.threshold)
+    return images.encoded(key, lambda: prediction_picture(view))
+
+
+def overlay_png(view: View, result: Result, display: Display) -> bytes:
+    return images.encoded(("overlay", *_drawn(result, display)), lambda: overlay(view, result, display))
+
+
+def heatmap(result: Result, display: Display):  # -> plotly Figure (plotly imported only by viz)
+    """The interactive heatmap, downsampled to HEATMAP_SIDE (built once per map and settings)."""
+    return images.remembered(
+        ("heatmap", *_drawn(result, display)),
+        lambda: viz.heatmap_figure(
+            result.map,
+            map01(result, display),
+            display.cmap_for(result.method),
+            height=None,
+            max_side=HEATMAP_SIDE,
+            fill_height=True,
+        ),
+    )
+
+
 def result_view(view: View, result: Result, display: Display) -> None:
-    """Input, overlay and interactive heatmap side by side, then how the map was made."""
+    """Input, the map's picture and the interactive heatmap side by side, each PANEL pixels square (the
+    row wraps on narrow screens, keeping the sizes), then a note when there is nothing to draw."""
+    with st.container(horizontal=True, gap="small"):
+        with st.container(width=PANEL + 8, gap=None):
+            st.image(
+                input_png(view),
+                caption=f"Input as the model sees it · target: {md(view.target_label)}",
+                width=PANEL,
+                output_format="PNG",
+            )
+        with st.container(width=PANEL + 8, gap=None):
+            st.image(
+                overlay_png(view, result, display),
+                caption=caption(result, display),
+                width=PANEL,
+                output_format="PNG",
+            )
+        with st.container(width=PANEL + COLORBAR, gap=None):
+            st.plotly_chart(
+                heatmap(result, display),
+                config={"displaylogo": False},
+                width=PANEL + COLORBAR,
+                height=PANEL,
+            )
     shown = map01(result, display)
-    sign = display.sign_for(result.method)
-    left, middle, right = st.columns([1, 1, 1.25], gap="medium")
-    with left:
-        st.image(
-            prediction_picture(view), caption=f"Input as the model sees it · target: {md(view.target_label)}"
-        )
-    with middle:
-        st.image(
-            overlay(view, result, display),
-            caption=f"{result.title} overlay ({sign}, {display.cmap})",
-        )
-    with right:
-        figure = viz.heatmap_figure(result.map, shown, display.cmap, height=250)
-        st.plotly_chart(figure, config={"displaylogo": False})
     if not shown.any():
+        sign = display.sign_for(result.method)
         st.caption(
             f"Nothing to draw with sign = {sign}: the map has no such values. Try another sign (e.g. absolute)."
         )
+
+
+def made(result: Result) -> None:
+    """Badges, the engine's notes and the parameters: how the map was made."""
     badges(result)
     for note in result.notes:  # e.g. a batch size lowered to fit memory, a run moved to the CPU
         st.caption(f":material/info: {note}")

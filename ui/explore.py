@@ -10,31 +10,27 @@ import saliency_core as sc
 from ui import cards, display, export, params, results, share, state, tasks
 from ui.layers import choices as layer_choices
 from ui.text import md
-from ui.view import View, prediction_picture
+from ui.view import View
 
 AUTO_RUN_SECONDS = 1.5  # methods estimated faster than this run as soon as they are chosen
 
 
 def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
-    """Method picker and parameters, the cost before running, and the Run button.
+    """Method picker, its parameters (in a popover, so the panel stays two rows high), the cost and Run.
 
     Returns (method, parameter values, whether it may run without a click).
     """
     with st.container(border=True):
         family_row = st.container()
-        pick, form, run = st.columns([1.1, 1.3, 1], gap="medium")
+        pick, form, run = st.columns([1.2, 1, 1.1], gap="small", vertical_alignment="bottom")
         info = params.method_picker(view.model.task, family_area=family_row, method_area=pick)
-        pick.caption(info.description)
-        with form:
+        with form.popover("Parameters", icon=":material/tune:", width="stretch"):
+            st.caption(info.description)
             values = params.form(info, layer_choices(view), view)
         text, _ = results.estimate_text(view, info, values)
         key = results.request_key(view, info, values)
         auto = results.is_cheap(view, info, values, AUTO_RUN_SECONDS)
         with run:
-            st.caption(f":material/timer: **Cost:** {text}")
-            slow = results.cost_warning(view, info, values)
-            if slow:
-                st.warning(slow, icon=":material/hourglass_top:")
             st.button(
                 "Run",
                 key=f"{state.ACTION_PREFIX}run",
@@ -45,41 +41,63 @@ def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
                 width="stretch",
                 help="Fast methods run as soon as they are chosen; slower ones wait for this button.",
             )
+        summary = md(results.describe_params(values), limit=None)
+        st.caption(f"{summary or 'no parameters'} · :material/timer: **Cost:** {text}")
+        slow = results.cost_warning(view, info, values)
+        if slow:
+            st.warning(slow, icon=":material/hourglass_top:")
     return info, values, auto
 
 
 def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: bool) -> None:
-    """Display settings, then the stored map (computing it if asked), exports and the share link."""
-    shown = display.controls()
+    """The stored map (computing it if asked), then, in a fragment, its view, the display settings, exports
+    and the share link: a display change reruns only the fragment and recomputes nothing."""
     key = results.request_key(view, info, values)
     results.show_cancelled()
     missing = view.missing_target() if info.needs_target else ""
-    if missing:
-        st.warning(md(missing, limit=None), icon=":material/search_off:")
-        st.image(prediction_picture(view), caption="Input as the model sees it", width=480)
-        _reference_panel(view, shown)
-        return
-    result = results.store().get(key)
-    if result is None and results.should_run(state.PENDING, key, auto):
-        st.session_state[state.PENDING] = key
-        result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING)[0]
-    if result is None:
-        st.info(
-            f"Press **Run** to compute {info.title} for **{md(view.target_label)}**.",
-            icon=":material/play_arrow:",
-        )
+    result = None
+    if not missing:
+        result = results.store().get(key)
+        if result is None and results.should_run(state.PENDING, key, auto):
+            st.session_state[state.PENDING] = key
+            result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING)[0]
+    _shown(view, info, values, result, missing)
+
+
+@st.fragment
+def _shown(
+    view: View,
+    info: sc.MethodInfo,
+    values: dict[str, Any],
+    result: results.Result | None,
+    missing: str,
+) -> None:
+    """Everything that depends on the display settings; a widget in here reruns only this function."""
+    display.ensure_defaults()
+    shown = display.current()
+    if missing or result is None:
+        if missing:
+            st.warning(md(missing, limit=None), icon=":material/search_off:")
+        else:
+            st.info(
+                f"Press **Run** to compute {info.title} for **{md(view.target_label)}**.",
+                icon=":material/play_arrow:",
+            )
         st.image(
-            prediction_picture(view),
+            display.input_png(view),
             caption=f"Input as the model sees it · target: {md(view.target_label)}",
             width=480,
         )
+        display.controls()
         _reference_panel(view, shown)
         return
     display.result_view(view, result, shown)
+    display.controls()
+    display.made(result)
     _reference_panel(view, shown)
     st.divider()
     _exports(view, result, shown)
-    link = share.sync(view, info, values, shown)
+    link = share.sync(view, info, values, shown)  # in the fragment: the link follows every display change
     with st.expander("Share this view", icon=":material/link:"):
         if link:
             st.code(link, language=None)

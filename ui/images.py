@@ -1,14 +1,21 @@
-"""The image in use: where it came from, its bytes and digest; accepting new images without losing the old one."""
+"""The image in use: where it came from, its bytes and digest; accepting new images without losing the old one;
+encoded pictures kept per session for redraws."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
 import saliency_core as sc
+from saliency_core import viz
 from ui import resources, state
+from ui.store import session_store
 from ui.text import md
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
@@ -98,3 +105,29 @@ def pil(choice: ImageChoice) -> Image.Image:
         cache.clear()  # one decoded image per session is enough
         cache[choice.digest] = sc.load_image(choice.data)
     return cache[choice.digest]
+
+
+ENCODED_ENTRIES = 24  # pictures and figures per session (a 224 px PNG is ~100 kB): a few views' worth
+
+
+def remembered(key: tuple, make: Callable[[], Any]) -> Any:
+    """`make()` kept per session under `key` (least recently used dropped first), so a rerun that draws
+    the same thing again (e.g. only the colormap changed) reuses what is unchanged."""
+    found = session_store(state.ENCODED, ENCODED_ENTRIES)
+    value = found.get(key)
+    if value is None:
+        value = make()
+        found.put(key, value)
+    return value
+
+
+def encoded(key: tuple, make: Callable[[], np.ndarray]) -> bytes:
+    """The picture `make()` returns as PNG bytes, encoded once per session and `key`."""
+    return remembered(("png", *key), lambda: png(make()))
+
+
+def png(picture: np.ndarray) -> bytes:
+    """Fast PNG (low compression: these bytes only travel to the browser once per picture)."""
+    buffer = io.BytesIO()
+    Image.fromarray(viz.to_rgb_uint8(picture)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -93,6 +93,8 @@ SIGN = f"{DISPLAY_PREFIX}sign"
 CLIP = f"{DISPLAY_PREFIX}clip"
 ALPHA_BY_VALUE = f"{DISPLAY_PREFIX}alpha_by_value"
 SHARED = f"{DISPLAY_PREFIX}shared"
+STYLE = f"{DISPLAY_PREFIX}style"  # "paper" (as the method declares), "overlay", "gray" or "smoothed"
+ENCODED = "display.encoded"  # SessionStore of encoded pictures and heatmap figures, by what they show
 
 # --- method parameters -------------------------------------------------------------------------------------
 PARAMS_DEFAULTED = (

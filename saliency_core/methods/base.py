@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter, UnknownMethod
+from ..viz.styles import STYLES as DISPLAYS
 from . import coercion
 from .lesson import Lesson
 
@@ -146,6 +147,7 @@ class MethodInfo:
     tasks: tuple[str, ...] | AllTasks
     reference: str = ""
     sign: str = "positive"
+    display: str = "overlay"
     lesson: Lesson | None = None
     featured: Mapping[str, int] = field(default_factory=dict)
     spec: MethodSpec | None = field(default=None, repr=False, compare=False)
@@ -180,6 +182,10 @@ class MethodSpec:
     # How the display's "auto" sign reads the map: "positive" (its positive part) or "absolute" (gradient
     # maps, whose sign mostly follows the input's colours).
     sign: str = "positive"
+    # How its paper draws the map (one of DISPLAYS, viz.STYLES): "overlay" (coloured, over the picture),
+    # "gray" (the magnitude alone in grayscale: pixel-level gradient maps) or "smoothed" (the magnitude
+    # blurred, then overlaid). The display's "as the method's paper" style follows it.
+    display: str = "overlay"
     # Defaults for tasks whose inputs are large (detectors see up to 640 px): schema defaults suit 224 px.
     size_defaults: SizeDefaults | None = None
     slow_hint: SlowHint = default_slow_hint
@@ -203,6 +209,7 @@ class MethodSpec:
             tasks=self.tasks,
             reference=self.reference,
             sign=self.sign,
+            display=self.display,
             lesson=self.lesson,
             featured=dict(self.featured),
             spec=self,
@@ -261,6 +268,8 @@ def register(spec: MethodSpec) -> MethodSpec:
         raise ValueError(f"Unknown family '{spec.family}' (one of {', '.join(FAMILIES)}).")
     if spec.sign not in SIGNS:
         raise ValueError(f"Unknown sign '{spec.sign}' (one of {', '.join(SIGNS)}).")
+    if spec.display not in DISPLAYS:
+        raise ValueError(f"Unknown display '{spec.display}' (one of {', '.join(DISPLAYS)}).")
     unknown = sorted(set(spec.featured) - set(VIEWS))
     if unknown:
         raise ValueError(f"Unknown views {unknown} in featured (known: {', '.join(VIEWS)}).")

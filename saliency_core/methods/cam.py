@@ -345,6 +345,7 @@ register(
     MethodSpec(
         id="guided_gradcam",
         sign="absolute",
+        display="gray",  # Selvaraju et al. show it in pixel space, without the picture
         family="cam",
         title="Guided Grad-CAM",
         description="Guided Backpropagation multiplied by the (ReLU'd, upsampled) Grad-CAM map: fine detail, "

@@ -42,6 +42,7 @@ register(
     MethodSpec(
         id="gradient",
         sign="absolute",
+        display="gray",  # Simonyan et al. show the gradient's magnitude in grayscale
         featured={"evaluate": 2},
         family="gradient",
         title="Gradient (saliency)",
@@ -68,6 +69,7 @@ register(
     MethodSpec(
         id="gradient_x_input",
         sign="absolute",
+        display="smoothed",  # elementwise products are speckle; blurred, they read as regions
         featured={"compare": 2},
         family="gradient",
         title="Gradient × Input",
@@ -93,6 +95,7 @@ register(
     MethodSpec(
         id="guided_backprop",
         sign="absolute",
+        display="gray",  # Springenberg et al. show the reconstruction alone
         # Its likeness to an edge detector is the first lesson about saliency maps.
         featured={"compare": 3, "learn": 1},
         family="gradient",
@@ -163,6 +166,7 @@ register(
     MethodSpec(
         id="smoothgrad",
         sign="absolute",
+        display="gray",  # Smilkov et al. show the averaged magnitude in grayscale
         family="gradient",
         title="SmoothGrad",
         description="Averages a gradient method over noisy copies of the image, which removes much of the visual noise.",
@@ -284,6 +288,7 @@ register(
     MethodSpec(
         id="integrated_gradients",
         sign="absolute",
+        display="smoothed",  # pixel attributions, blurred to be read over the picture
         family="gradient",
         title="Integrated Gradients",
         description="Accumulates gradients along the straight path from a baseline image to the input; the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from .colormaps import plotly_colorscale
@@ -20,13 +21,19 @@ def heatmap_figure(
     map01: Any | None = None,
     cmap: str = "inferno",
     title: str = "",
-    height: int = 420,
+    height: int | None = 420,
     zrange: tuple[float, float] = (0.0, 1.0),
+    max_side: int | None = None,
+    fill_height: bool = False,
 ) -> go.Figure:
     """An interactive heatmap: colours from the display map, hover showing the raw and normalised values.
 
     `saliency` is the raw (signed) map; `map01` what is displayed (default: `normalise(saliency)`), on the
-    colour range `zrange` (e.g. (-1, 1) for a difference of two maps).
+    colour range `zrange` (e.g. (-1, 1) for a difference of two maps). With `max_side` a larger map is
+    averaged down to that side (hover then names the cell's centre in input pixels), which keeps the
+    figure small. With `fill_height` the square plot takes the figure's whole height and the colorbar is
+    exactly as tall (for a figure at least as wide as it is tall); `height=None` leaves the height to the
+    page.
     """
     import plotly.graph_objects as go
 
@@ -34,19 +41,36 @@ def heatmap_figure(
     shown = as_map(map01) if map01 is not None else normalise(raw)
     if shown.shape != raw.shape:
         shown = resize_map(shown, raw.shape)
+    rows, cols = raw.shape
+    xs, ys = np.arange(cols, dtype=np.float64), np.arange(rows, dtype=np.float64)
+    if max_side and max(rows, cols) > max_side:
+        factor = max(rows, cols) / float(max_side)
+        size = (max(1, round(cols / factor)), max(1, round(rows / factor)))
+        raw = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+        shown = cv2.resize(shown.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        xs = np.round((np.arange(size[0]) + 0.5) * cols / size[0] - 0.5, 1)
+        ys = np.round((np.arange(size[1]) + 0.5) * rows / size[1] - 0.5, 1)
+    colorbar = {"thickness": 10, "len": 1.0 if fill_height else 0.9, "outlinewidth": 0}
     figure = go.Figure(
         go.Heatmap(
             z=shown,
+            x=xs,
+            y=ys,
             customdata=raw,
             zmin=float(zrange[0]),
             zmax=float(zrange[1]),
             colorscale=plotly_colorscale(cmap),
-            colorbar={"thickness": 10, "len": 0.9, "outlinewidth": 0, "tickfont": {"size": 10}},
+            colorbar={**colorbar, "tickfont": {"size": 10}},
             hovertemplate="x %{x}, y %{y}<br>value %{customdata:.4g}<br>shown %{z:.2f}<extra></extra>",
         )
     )
+    # fill_height: only x gives up room to keep the square, so the plot spans the height like its colorbar
     figure.update_yaxes(
-        autorange="reversed", scaleanchor="x", constrain="domain", showticklabels=False, showgrid=False
+        autorange="reversed",
+        scaleanchor="x",
+        constrain="range" if fill_height else "domain",
+        showticklabels=False,
+        showgrid=False,
     )
     figure.update_xaxes(constrain="domain", showticklabels=False, showgrid=False)
     figure.update_layout(

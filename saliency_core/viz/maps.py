@@ -33,6 +33,11 @@ def as_map(value: Any) -> np.ndarray:
     return array
 
 
+def rectify(saliency: Any, sign: str) -> np.ndarray:
+    """The part of a signed map that `sign` keeps, as intensities >= 0 ("signed" keeps the magnitude)."""
+    return _rectify(as_map(saliency), sign)
+
+
 def _rectify(saliency: np.ndarray, sign: str) -> np.ndarray:
     if sign == "positive":
         return np.maximum(saliency, 0.0)

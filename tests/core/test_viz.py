@@ -177,3 +177,58 @@ def test_draw_mask_tints_inside_only() -> None:
     mask[5:15, 5:15] = True
     out = viz.draw_mask(image, mask, color=(200, 100, 0), alpha=0.5, contour=False)
     assert tuple(out[10, 10]) == (100, 50, 0) and tuple(out[0, 0]) == (0, 0, 0)
+
+
+# --- styles: how pixel-level maps are drawn (as their papers do) ---------------------------------------------
+def test_smoothed_style_blurs_a_single_pixel_into_a_peak_at_that_pixel() -> None:
+    saliency = np.zeros((50, 50), np.float32)
+    saliency[20, 30] = -4.0  # negative: the smoothed style draws the magnitude
+    shown = viz.style_map(saliency, "smoothed", "absolute", 100.0, sigma=2.0)
+    assert np.unravel_index(np.argmax(shown), shown.shape) == (20, 30)
+    assert shown[20, 30] == pytest.approx(1.0)
+    # a Gaussian of sigma 2: one pixel away exp(-1/8) of the peak, symmetric on each side
+    assert shown[20, 31] == pytest.approx(np.exp(-1 / 8), rel=0.02)
+    assert shown[20, 29] == pytest.approx(shown[20, 31]) and shown[21, 30] == pytest.approx(shown[20, 31])
+    assert shown[0, 0] == pytest.approx(0.0, abs=1e-6)
+    unblurred = viz.style_map(saliency, "overlay", "absolute", 100.0)
+    assert unblurred[20, 31] == 0.0  # the overlay style draws the map as it is
+
+
+def test_gray_style_is_the_magnitude_alone_in_grayscale() -> None:
+    saliency = np.array([[-2.0, 1.0], [0.0, 0.5]], np.float32)
+    assert viz.style_sign("gray", "auto") == "absolute" and viz.style_sign("gray", "signed") == "absolute"
+    assert viz.style_sign("gray", "positive") == "positive" and viz.style_sign("overlay", "signed") == "signed"
+    shown = viz.style_map(saliency, "gray", viz.style_sign("gray", "auto"), 100.0)
+    np.testing.assert_allclose(shown, [[1.0, 0.5], [0.0, 0.25]])
+    image = np.full((2, 2, 3), (10, 200, 30), np.uint8)
+    picture = viz.style_picture(image, shown, "gray", cmap="jet", alpha=0.5)
+    np.testing.assert_array_equal(picture[..., 0], [[255, 128], [0, 64]])  # white = strong, no picture
+    assert (picture[..., 0] == picture[..., 1]).all() and (picture[..., 1] == picture[..., 2]).all()
+    blended = viz.style_picture(image, shown, "overlay", cmap="jet", alpha=0.5)
+    np.testing.assert_array_equal(blended, viz.overlay(image, shown, "jet", 0.5))
+    with pytest.raises(ValueError, match="display style"):
+        viz.style_map(saliency, "speckle")
+
+
+def test_pixel_level_methods_declare_how_their_papers_draw_them() -> None:
+    import saliency_core as sc
+    from saliency_core.methods.base import MethodSpec, register
+
+    declared = {m.id: m.display for m in sc.list_methods()}
+    assert declared["gradient"] == "gray" and declared["guided_backprop"] == "gray"
+    assert declared["gradient_x_input"] in ("gray", "smoothed")
+    assert declared["gradcam"] == "overlay" and declared["occlusion"] == "overlay"
+    assert set(declared.values()) <= set(viz.STYLES)
+    bad = MethodSpec("bad_display", "gradient", "Bad", "", compute=lambda ctx: (None, None), display="speckle")
+    with pytest.raises(ValueError, match="display"):
+        register(bad)
+    assert "bad_display" not in {m.id for m in sc.list_methods()}
+
+
+def test_heatmap_figure_downsamples_by_area_and_hovers_input_pixels() -> None:
+    raw = np.arange(16, dtype=np.float32).reshape(4, 4)
+    figure = viz.heatmap_figure(raw, viz.normalise(raw), max_side=2, fill_height=True, height=None)
+    trace = figure.data[0]
+    np.testing.assert_allclose(np.asarray(trace.customdata), [[2.5, 4.5], [10.5, 12.5]])  # 2x2 means
+    np.testing.assert_allclose(np.asarray(trace.x), [0.5, 2.5])  # centres of the cells in input pixels
+    assert trace.colorbar.len == 1.0 and figure.layout.height is None
