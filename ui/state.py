@@ -47,6 +47,9 @@ KEYPOINT = f"{SEL_PREFIX}keypoint"  # pose: the keypoint's name
 REGION_ON = f"{SEL_PREFIX}region_on"  # segmentation: restrict the class to a rectangle
 REGION_X = f"{SEL_PREFIX}region_x"  # (x0, x1) in input pixels
 REGION_Y = f"{SEL_PREFIX}region_y"  # (y0, y1)
+REGION_DRAW = f"{ACTION_PREFIX}region.draw"  # the picture's plotly chart: the rectangle drawn on it
+REGION_DRAWN = f"{SEL_PREFIX}region_drawn"  # signature of the drawing last applied to the sliders
+REGION_LASSO = f"{SEL_PREFIX}region_lasso"  # (bounding box, mask) of a lasso: the region while it is the box
 VIEW = f"{SEL_PREFIX}view"  # View of the current run (rebuilt by the sidebar every run)
 # (model id, weights path, detail) while the chosen model's weights are missing; not a widget, so
 # not under a kept prefix: the sidebar sets it again on every run.

@@ -244,6 +244,23 @@ def test_segmentation_classes_region_and_compare(app, torch_home: Path) -> None:
     mask = np.asarray(region_view.target.mask)
     assert mask[:, w // 2 :].sum() == 0 and mask.sum() > 0
     assert _non_trivial(_shown(at))
+    # drawn on the sidebar's picture: a box sets the rectangle, a lasso's outline is the region
+    assert at.sidebar.get("plotly_chart")
+    box = {"x": [w // 4, w], "y": [0, h]}
+    at.session_state[state.REGION_DRAW] = {"selection": {"box": [box], "lasso": []}}
+    at.run()
+    assert at.slider(key=state.REGION_X).value == (w // 4, w)
+    assert at.slider(key=state.REGION_Y).value == (0, h)
+    lasso = {"x": [0, w, 0], "y": [0, 0, h]}
+    at.session_state[state.REGION_DRAW] = {"selection": {"box": [], "lasso": [lasso]}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    drawn_view = at.session_state[state.VIEW]
+    drawn = np.asarray(drawn_view.target.mask) > 0
+    rows, cols = np.indices((h, w))
+    triangle = (cols + 0.5) / w + (rows + 0.5) / h < 1
+    predicted_here = np.asarray(drawn_view.predictions[drawn_view.target_index].mask) > 0.5
+    assert drawn.any() and np.array_equal(drawn, triangle & predicted_here)
     # a rectangle holding none of the class: nothing to explain, said plainly
     predicted = np.asarray(region_view.predictions[region_view.target_index].mask) > 0.5
     empty = next(

@@ -163,15 +163,11 @@ def _box_inputs(view: View, mask: np.ndarray | None) -> tuple[tuple[int, int, in
 
 def _take_drawing(size: tuple[int, int]) -> str:
     """Apply a selection drawn since the last run to the number boxes; the problem with it, or ""."""
-    selection = st.session_state.get(state.LOC_DRAW)
-    signature = draw.selection_signature(selection)
-    if signature == st.session_state.get(state.LOC_DRAWN):
-        return ""
+    seen = st.session_state.get(state.LOC_DRAWN)
+    signature, found, problem = draw.new_drawing(st.session_state.get(state.LOC_DRAW), seen, size)
     st.session_state[state.LOC_DRAWN] = signature
-    try:
-        found = draw.read_selection(selection, size)
-    except draw.BadSelection as exc:
-        return f"{exc} The box below is unchanged."
+    if problem:
+        return f"{problem} The box below is unchanged."
     if found is None:
         return ""
     kind, box, mask = found

@@ -10,6 +10,7 @@ import streamlit as st
 import saliency_core as sc
 from saliency_core import viz
 from ui import state
+from ui.widgets import draw
 
 from .base import TaskUI, register
 
@@ -35,7 +36,7 @@ def mask_label(target: sc.Target, name: str) -> str:
 class SegmentationUI(TaskUI):
     task = "segmentation"
     picker_title = "Class"
-    per_base_keys = (state.REGION_ON, state.REGION_X, state.REGION_Y)
+    per_base_keys = (state.REGION_ON, state.REGION_X, state.REGION_Y, state.REGION_LASSO)
 
     def top_k(self, info: sc.ModelInfo) -> int:
         return info.num_classes
@@ -70,11 +71,16 @@ class SegmentationUI(TaskUI):
             st.session_state[state.REGION_X] = (x0, x1)
         if not _valid_range(st.session_state.get(state.REGION_Y), h):
             st.session_state[state.REGION_Y] = (y0, y1)
+        region_drawing(predicted, (h, w))
         xs = st.slider("Rectangle x (pixels)", 0, w, key=state.REGION_X, help="Left and right edges.")
         ys = st.slider("Rectangle y (pixels)", 0, h, key=state.REGION_Y, help="Top and bottom edges.")
         rect = (int(xs[0]), int(ys[0]), int(xs[1]), int(ys[1]))
-        inside = np.zeros((h, w), np.float32)
-        inside[rect[1] : rect[3], rect[0] : rect[2]] = 1.0
+        lasso = st.session_state.get(state.REGION_LASSO)
+        if lasso is not None and lasso[0] == rect:  # the lasso's outline while the sliders hold its box
+            inside = lasso[1].astype(np.float32)
+        else:
+            inside = np.zeros((h, w), np.float32)
+            inside[rect[1] : rect[3], rect[0] : rect[2]] = 1.0
         region = (predicted > 0.5).astype(np.float32) * inside
         if not region.any():
             problem = str(
@@ -112,6 +118,42 @@ class SegmentationUI(TaskUI):
         st.session_state[state.REGION_Y] = (y0, y1)
         st.session_state[state.KEEP_TARGET] = True
         return []
+
+
+def region_drawing(predicted: np.ndarray, size: tuple[int, int]) -> bool:
+    """The picture (the predicted mask drawn on it) for drawing the region: a box or lasso drawn since the
+    last run sets the sliders (a lasso's outline is kept as the region); the sliders stay the fallback.
+    False when the session has no picture of this size to draw on."""
+    picture = _picture(size)
+    if picture is None:
+        return False
+    signature, found, problem = draw.new_drawing(
+        st.session_state.get(state.REGION_DRAW), st.session_state.get(state.REGION_DRAWN), size
+    )
+    st.session_state[state.REGION_DRAWN] = signature
+    if found is not None:
+        kind, (x0, y0, x1, y1), mask = found
+        st.session_state[state.REGION_X] = (x0, x1)
+        st.session_state[state.REGION_Y] = (y0, y1)
+        if kind == "lasso":
+            st.session_state[state.REGION_LASSO] = ((x0, y0, x1, y1), mask)
+        else:
+            st.session_state.pop(state.REGION_LASSO, None)
+    xs, ys = st.session_state[state.REGION_X], st.session_state[state.REGION_Y]
+    shown = viz.draw_mask(picture, predicted > 0.5)
+    draw.draw(shown, state.REGION_DRAW, (xs[0], ys[0], xs[1], ys[1]), height=260)
+    st.caption("Drag a box on the picture (or use the lasso in its toolbar), or move the sliders.")
+    if problem:
+        st.warning(f"{problem} The rectangle is unchanged.", icon=":material/gesture:")
+    return True
+
+
+def _picture(size: tuple[int, int]) -> np.ndarray | None:
+    """The picture the model sees, as this session prepared it for the view being built (ui/view.prepare)."""
+    for _, picture in st.session_state.get(state.PREPARED, {}).values():
+        if tuple(picture.shape[:2]) == tuple(size):
+            return picture
+    return None
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -94,6 +94,21 @@ def selection_signature(selection: Mapping[str, Any] | None) -> str:
     return repr((found.get("box") or [], found.get("lasso") or []))
 
 
+def new_drawing(
+    selection: Mapping[str, Any] | None, seen: str | None, size: tuple[int, int]
+) -> tuple[str, tuple[str, Box, np.ndarray | None] | None, str]:
+    """(signature, the shape drawn, problem) of a chart's selection state: the shape only when the selection
+    differs from the one `seen` (its signature) last run, so a drawing is applied once and typed numbers
+    win afterwards; a problem ("") for a drawing that gives no region."""
+    signature = selection_signature(selection)
+    if signature == seen:
+        return signature, None, ""
+    try:
+        return signature, read_selection(selection, size), ""
+    except BadSelection as exc:
+        return signature, None, str(exc)
+
+
 def figure(picture: np.ndarray, box: Box | None = None, *, height: int = 420) -> Any:
     """The picture as a plotly figure in pixel-edge coordinates, ready for box selection (the default drag),
     with `box` outlined. A grid of invisible points covers it: plotly reports a selection only when it holds
