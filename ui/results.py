@@ -1,14 +1,16 @@
 """Computed maps: a per-session store (a ui.store.SessionStore) keyed by (image, model, target, method,
 params), and running methods with a progress bar and a cancel button (ui.widgets.progress).
 
-Display settings are not part of the key, so changing them never recomputes a map. Cancelling works through
-Streamlit itself: clicking Cancel makes Streamlit rerun the script, which stops the running one at its next
-Streamlit call (the progress callback); the engine releases its lock and hooks in `finally`.
+Display settings are not part of the key, so changing them never recomputes a map. Maps are computed by
+background jobs of the engine, keyed by their request: the script only polls them, so leaving the page (or
+Cancel, which reruns the script) stops the polling, not the work; opening the view again, or in a second
+tab, attaches to the running job, and a finished map lands in the engine's cache for any session.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +23,9 @@ from saliency_core import viz
 from saliency_core.methods.context import ProgressFn
 from ui import state, tasks
 from ui.store import SessionStore, session_store
+from ui.text import md
 from ui.view import View
-from ui.widgets.progress import Job, run_jobs
+from ui.widgets.progress import POLL_SECONDS, watch_jobs
 
 MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
 
@@ -63,9 +66,20 @@ def params_key(params: dict[str, Any]) -> tuple:
     return tuple(sorted((k, v) for k, v in params.items() if k != "batch_size"))
 
 
+MAX_REQUESTS = 32  # request keys remembered per session with what they ask for (see `should_run`)
+
+
 def request_key(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tuple:
+    """The key of a map in the session's store; remembered with its request, so that `should_run` can ask
+    the engine whether that map is cached or being computed."""
     target = view.target_key() if info.needs_target else ()
-    return (*view.base_key(), target, info.id, params_key(params))
+    key = (*view.base_key(), target, info.id, params_key(params))
+    known = st.session_state.setdefault(state.REQUESTS, {})
+    known.pop(key, None)
+    known[key] = (view, info, dict(params))
+    while len(known) > MAX_REQUESTS:
+        known.pop(next(iter(known)))
+    return key
 
 
 def store() -> SessionStore[Result]:
@@ -83,11 +97,33 @@ def compute(
     params: dict[str, Any],
     progress: ProgressFn | None = None,
 ) -> Result:
-    """Run a method on the view (the engine may answer from its cache) and store the result."""
+    """Run a method on the view as an engine job (attaching to a running one; the engine may answer from
+    its cache), wait for it here forwarding its progress, and store the result."""
+    job = submit(view, info, params)
+    while not job.wait(POLL_SECONDS):
+        if progress is not None:  # a Streamlit call: where a left page stops waiting (the job runs on)
+            snap = job.progress
+            progress(snap.fraction, snap.message)
+    return keep(view, info, params, job.result())
+
+
+def watcher() -> str:
+    """This session's id as a watcher of the engine's jobs."""
+    if state.JOB_WATCHER not in st.session_state:
+        st.session_state[state.JOB_WATCHER] = uuid.uuid4().hex
+    return st.session_state[state.JOB_WATCHER]
+
+
+def submit(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> sc.Job:
+    """The engine's job for this map (running, done from the cache, or new), watched by this session."""
     target = view.target if info.needs_target else None
     if info.needs_target and target is None:  # never let the engine pick a default target instead
         raise sc.TargetNotFound(view.missing_target())
-    attribution = sc.attribute(view.model, view.x, info.id, target, progress=progress, **params)
+    return sc.submit(view.model, view.x, info.id, target, watcher=watcher(), **params)
+
+
+def keep(view: View, info: sc.MethodInfo, params: dict[str, Any], attribution: sc.Attribution) -> Result:
+    """Store a finished map in the session's store."""
     state.bump(state.COMPUTE_COUNT)
     result = Result(
         method=info.id,
@@ -183,10 +219,42 @@ def request(pending_key: str, key: Any) -> None:
 
 
 def should_run(pending_key: str, key: Any, auto: bool) -> bool:
-    """Whether to compute `key` now: asked for, or cheap enough to run by itself and not just cancelled."""
+    """Whether to compute `key` (a request key, or a tuple of them) now: asked for; cheap enough to run by
+    itself and not just cancelled; or every map of it is cached in the engine (a share link to a slow view)
+    or being computed by an engine job this session did not cancel (a page left and opened again, a second
+    tab), which the run then attaches to."""
     if st.session_state.get(pending_key) == key:
         return True
-    return auto and st.session_state.get(state.cancelled_run(pending_key)) != key
+    cancelled = st.session_state.get(state.cancelled_run(pending_key)) == key
+    if auto and not cancelled:
+        return True
+    requests = _requests(key)
+    return bool(requests) and all(_in_engine(request, cancelled) for request in requests)
+
+
+def _requests(key: Any) -> list[tuple[View, sc.MethodInfo, dict[str, Any]]]:
+    """What `key` asks for (one request key or a tuple of them), as remembered by `request_key`; [] if
+    any part is unknown."""
+    known = st.session_state.get(state.REQUESTS, {})
+    if key in known:
+        return [known[key]]
+    if isinstance(key, tuple) and key and all(isinstance(k, tuple) and k in known for k in key):
+        return [known[k] for k in key]
+    return []
+
+
+def _in_engine(request: tuple[View, sc.MethodInfo, dict[str, Any]], cancelled: bool) -> bool:
+    """Whether the engine has this map (stored here, cached there, or a live job not cancelled here)."""
+    view, info, params = request
+    if lookup(view, info, params) is not None:
+        return True
+    target = view.target if info.needs_target else None
+    if info.needs_target and target is None:
+        return False
+    if sc.cached_attribution(view.model, view.x, info.id, target, **params) is not None:
+        return True
+    job = sc.find_job(view.model, view.x, info.id, target, **params)
+    return not cancelled and job is not None and not job.done and not job.cancel_requested
 
 
 def run_with_progress(
@@ -196,10 +264,12 @@ def run_with_progress(
     ],
     pending_key: str,
 ) -> list[Result | None]:
-    """Compute (label, method, params[, view]) jobs one after another under one progress bar with a Cancel
+    """Compute (label, method, params[, view]) jobs as engine jobs under one progress bar with a Cancel
     button; a job's own view (another target, in Compare) replaces `view` for it.
 
-    Returns each job's result, or None where it failed (the message is shown). Stored results are reused.
+    All missing maps are submitted at once (the engine runs them one after another on the model), so they
+    are all computed even when the page is left; a map whose job runs already is attached to. Returns each
+    job's result, or None where it failed (the message is shown). Stored results are reused.
     """
     views = [job[3] if len(job) > 3 else view for job in jobs]
     results: list[Result | None] = [lookup(v, job[1], job[2]) for v, job in zip(views, jobs)]
@@ -211,15 +281,17 @@ def run_with_progress(
     st.session_state[pending_key] = st.session_state.get(pending_key) or tuple(
         request_key(views[i], jobs[i][1], jobs[i][2]) for i in todo
     )
-    work = [
-        Job(
-            jobs[i][0],
-            lambda report, v=views[i], info=jobs[i][1], params=jobs[i][2]: compute(v, info, params, report),
-        )
-        for i in todo
-    ]
-    for i, value in zip(todo, run_jobs(pending_key, work, state.CANCELLED)):
-        results[i] = value
+    started: list[tuple[int, sc.Job]] = []
+    for i in todo:
+        try:
+            started.append((i, submit(views[i], jobs[i][1], jobs[i][2])))
+        except sc.SaliencyError as exc:  # refused before any work (a limit, a parameter, no target)
+            st.error(f"**{md(jobs[i][0])}**: {md(exc, limit=None)}", icon=":material/error:")
+    done = watch_jobs(pending_key, [(jobs[i][0], job) for i, job in started], state.CANCELLED, watcher())
+    for (i, _), attribution in zip(started, done):
+        if attribution is not None:
+            results[i] = keep(views[i], jobs[i][1], jobs[i][2], attribution)
+    st.session_state[pending_key] = None
     return results
 
 

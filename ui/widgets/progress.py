@@ -1,13 +1,17 @@
-"""Running long work under one progress bar with a Cancel button (Explore, Compare, Learn and Evaluate).
+"""Long work under one progress bar with a Cancel button (Explore, Compare, Learn and Evaluate).
 
-Cancelling works through Streamlit itself: clicking Cancel reruns the script, which stops the running one
-at its next progress report; the engine releases its locks and hooks on the way out.
+Two ways: `watch_jobs` polls background jobs of the engine (saliency maps: a job outlives the page, so
+leaving it, switching pages or a second tab attaches to the same run; Cancel detaches this session and
+stops the job when nobody else waits for it); `run_jobs` runs work inline in the script (Evaluate's
+metrics, downloads), where clicking Cancel reruns the script, which stops the running one at its next
+progress report; the engine releases its locks and hooks on the way out.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +83,82 @@ def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list
             )
     box.empty()
     st.session_state[pending_key] = None
+    for message in errors:
+        st.error(message, icon=":material/error:")
+    return out
+
+
+# --- background jobs of the engine ----------------------------------------------------------------------
+POLL_SECONDS = 0.15  # how often the bar is redrawn; the sleep between redraws is where a page is left
+
+
+def _on_cancel_jobs(
+    pending_key: str, cancelled_flag: str, jobs: tuple[sc.Job, ...], watcher: Hashable
+) -> None:
+    _on_cancel(pending_key, cancelled_flag)
+    for job in jobs:
+        job.cancel(watcher)  # stops it only if no other session waits for it
+
+
+def bar_text(labels: Sequence[str], snaps: Sequence[sc.JobProgress]) -> tuple[float, str]:
+    """(overall fraction, text) of jobs shown under one bar: the first unfinished one speaks."""
+    n = len(snaps)
+    total = sum(1.0 if s.finished else s.fraction for s in snaps) / max(n, 1)
+    i = next((i for i, s in enumerate(snaps) if not s.finished), n - 1)
+    label, snap = labels[i], snaps[i]
+    prefix = f"{label} ({i + 1}/{n})" if n > 1 else label
+    message = snap.message or "computing"
+    # Methods often name themselves in their messages ("RISE masks"): do not say it twice.
+    text = message if message.startswith(label) else f"{prefix}: {message}"
+    return min(max(total, 0.0), 1.0), f"{text} — {snap.fraction:.0%}"
+
+
+def watch_jobs(
+    pending_key: str, jobs: Sequence[tuple[str, sc.Job]], cancelled_flag: str, watcher: Hashable
+) -> list[Any]:
+    """Poll (label, job) pairs under one bar with Cancel until all finish; each job's value, or None where
+    it failed (its message is shown) or was cancelled (`cancelled_flag` is set).
+
+    The script only polls: when the page is left (or Cancel reruns it) the polling stops at the next
+    redraw, and the jobs run on."""
+    out: list[Any] = [None] * len(jobs)
+    if not jobs:
+        return out
+    labels = [label for label, _ in jobs]
+    box = st.empty()
+    with box.container():
+        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")  # room for "Cancel" at 1000 px
+        bar = bar_col.progress(0.0, text="Starting…")
+        button_col.button(
+            "Cancel",
+            key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
+            icon=":material/stop_circle:",
+            on_click=_on_cancel_jobs,
+            args=(pending_key, cancelled_flag, tuple(job for _, job in jobs), watcher),
+            width="stretch",
+        )
+    while True:
+        snaps = [job.progress for _, job in jobs]
+        fraction, text = bar_text(labels, snaps)
+        bar.progress(fraction, text=text)
+        if all(s.finished for s in snaps):
+            break
+        time.sleep(POLL_SECONDS)
+    box.empty()
+    st.session_state[pending_key] = None
+    errors = []
+    for n, (label, job) in enumerate(jobs):
+        try:
+            out[n] = job.result(0)
+        except sc.Cancelled:
+            st.session_state[cancelled_flag] = True
+        except sc.SaliencyError as exc:
+            errors.append(f"**{md(label)}**: {md(exc, limit=None)}")
+        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
+            _log.error("%s failed", label, exc_info=exc)
+            errors.append(
+                f"**{md(label)}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
+            )
     for message in errors:
         st.error(message, icon=":material/error:")
     return out
