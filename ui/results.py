@@ -153,7 +153,8 @@ def describe_params(params: dict[str, Any]) -> str:
 
 
 def estimate_text(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tuple[str, float | None]:
-    """'12 forward + 12 backward passes, about 3 s' and the seconds (None until speed is measured)."""
+    """'12 forward + 12 backward passes, about 3 s' (', from a probe' while only the engine's probe has
+    measured this model at this size) and the seconds (None only when the estimate failed)."""
     try:
         est = sc.estimate(view.model, info.id, params, view.x)
     except sc.SaliencyError as exc:
@@ -161,9 +162,10 @@ def estimate_text(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> tu
     passes = f"{est.forward_passes} forward + {est.backward_passes} backward passes"
     if est.forward_passes == 0 and est.backward_passes == 0:
         passes = "no model passes"
-    if est.seconds is None:
-        return f"{passes} (time unknown until the model has run)", None
-    return f"{passes}, about {format_seconds(est.seconds)}", float(est.seconds)
+    if est.seconds is None:  # the model failed on the probe input: its run will say why
+        return f"{passes} (time unknown: the model could not be timed)", None
+    source = ", from a probe" if est.from_probe else ""
+    return f"{passes}, about {format_seconds(est.seconds)}{source}", float(est.seconds)
 
 
 SLOW_SECONDS = 60.0  # estimates above this get a warning before running
@@ -187,15 +189,13 @@ def cost_warning(view: View, info: sc.MethodInfo, params: dict[str, Any]) -> str
 
 
 def is_cheap(view: View, info: sc.MethodInfo, params: dict[str, Any], max_seconds: float) -> bool:
-    """Whether a method may run without a click: estimated under `max_seconds`, or, before the model's
-    speed is measured, at most two forward and two backward passes."""
+    """Whether a method may run without a click: estimated (from measured or probed speeds) under
+    `max_seconds`; a method whose time could not be estimated waits for a click."""
     try:
         est = sc.estimate(view.model, info.id, params, view.x)
     except sc.SaliencyError:
         return False
-    if est.seconds is not None:
-        return est.seconds <= max_seconds
-    return est.forward_passes <= 2 and est.backward_passes <= 2
+    return est.seconds is not None and est.seconds <= max_seconds
 
 
 def format_seconds(seconds: float) -> str:

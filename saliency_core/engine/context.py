@@ -77,6 +77,10 @@ class RunContext:
         """Count passes a method made itself (e.g. a baseline's score)."""
         self._count(forward, backward)
 
+    def _record(self, kind: str, start: float, xs: torch.Tensor) -> None:
+        """The speed of a batch of passes of `kind` that began at `start` (perf_counter), for estimates."""
+        self.engine.record_speed(self.model, kind, time.perf_counter() - start, len(xs), tuple(xs.shape))
+
     def _count(self, forward: int, backward: int) -> None:
         self.forward_passes += forward
         self.backward_passes += backward
@@ -129,8 +133,10 @@ class RunContext:
         key = self._need_key("acts", name)
         found = self._lookup(key)
         if found is None:
+            start = time.perf_counter()
             with capture_layers(self.model.module, [name]) as cap, torch.no_grad():
                 out = self.model.forward(self.x)
+            self._record("forward", start, self.x)
             self._count(1, 0)
             self._store_output(out)
             if name not in cap.outputs:
@@ -145,6 +151,7 @@ class RunContext:
         found = self._lookup(key)
         if found is None:
             x = self.x.detach().clone().requires_grad_(True)
+            start = time.perf_counter()
             with torch.enable_grad(), guided_relus(self.model.module):
                 score = self.target(self.model.forward(x)).sum()
                 if not score.requires_grad:
@@ -152,6 +159,7 @@ class RunContext:
                         "The target score does not depend on the input, so it has no gradient."
                     )
                 (found,) = torch.autograd.grad(score, [x])
+            self._record("backward", start, x)
             self._count(1, 1)
             self._store(key, found)
         return found
@@ -187,7 +195,8 @@ class RunContext:
             captured = [name for name in wanted if name in cap.outputs and cap.outputs[name].requires_grad]
             inputs = ([x] if with_input else []) + [cap.outputs[name] for name in captured]
             grads = list(torch.autograd.grad(score, inputs, allow_unused=True))
-        self.engine.record_speed(self.model, "backward", time.perf_counter() - start, 1)
+        # A backward that stops at a CAM's layer is much cheaper than one down to the input.
+        self._record("backward" if with_input or not layers else f"layer:{layers[0]}", start, x)
         self._count(1, 1)
         self._store_output(out)
         tkey = target.key()
@@ -236,7 +245,7 @@ class RunContext:
         with torch.enable_grad():
             score = target(self.model.forward(inputs)).sum()
             grad = _grad_or_zeros(score, inputs)
-        self.engine.record_speed(self.model, "backward", time.perf_counter() - start, len(xs))
+        self._record("backward", start, xs)
         self._count(len(xs), len(xs))
         return grad
 
@@ -246,9 +255,11 @@ class RunContext:
         assert target is not None
         self._batch_grad = True
         inputs = xs.detach().clone().requires_grad_(True)
+        start = time.perf_counter()
         with torch.enable_grad(), guided_relus(self.model.module):
             score = target(self.model.forward(inputs)).sum()
             grad = _grad_or_zeros(score, inputs)
+        self._record("backward", start, xs)
         self._count(len(xs), len(xs))
         return grad
 
@@ -261,7 +272,7 @@ class RunContext:
         with torch.no_grad():
             out = self.model.forward(xs)
             values = score(out) if score is not None else self.model.adapter.perturbation_score(target, out)
-        self.engine.record_speed(self.model, "forward", time.perf_counter() - start, len(xs))
+        self._record("forward", start, xs)
         self._count(len(xs), 0)
         return values.detach().float()
 

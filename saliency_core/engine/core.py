@@ -68,7 +68,7 @@ class Engine(ModelLoader, CostModel):
         with model.lock, torch.no_grad():
             start = time.perf_counter()
             found = inputs.detach(model.forward(x))
-            self.record_speed(model, "forward", time.perf_counter() - start, len(x))
+            self.record_speed(model, "forward", time.perf_counter() - start, len(x), tuple(x.shape))
         self.forward_count += 1
         if use_cache:
             self.cache.put(key, found)

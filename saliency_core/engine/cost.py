@@ -1,11 +1,11 @@
-"""Cost and speed: passes a method will make before it runs (checked against the work limit), measured
-seconds per image, and batch sizes from the batch memory limit."""
+"""Cost and speed: passes a method will make before it runs (checked against the work limit), seconds
+from measured per-batch speeds of this model at this input size (see speed.py; a probe measures them
+before any pass), and batch sizes from the batch memory limit."""
 
 from __future__ import annotations
 
-import statistics
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +18,11 @@ from torch import nn
 from ..errors import InvalidParameter
 from ..hooks import capture_layers
 from ..limits import limits
-from ..methods.base import CostInfo, MethodSpec, get_method
+from ..methods.base import CostInfo, MethodSpec, Passes, get_method
 from ..models.loaded import LoadedModel
 from .inputs import check_input
 from .results import Estimate
+from .speed import SpeedModel
 
 # A backward pass keeps every activation its forward saved and makes a gradient about as large as each.
 GRAD_FACTOR = 2
@@ -58,15 +59,16 @@ class ActivationMeter:
                 self.grad = self.grad or tensor.requires_grad
 
 
-class CostModel:
+class CostModel(SpeedModel):
     """The Engine's estimates: a mixin that needs `self.device` and `self.resolve` (see ModelLoader)."""
 
     device: torch.device
     resolve: Callable[[LoadedModel | nn.Module | str], LoadedModel]
+    forward_cached: Callable[..., tuple[Any, bool]]
+    forward_count: int
 
     def __init__(self) -> None:
-        self._speed: dict[tuple[str, str], float] = {}  # (model id, "forward"|"backward") -> s/image
-        self._speed_samples: dict[tuple[str, str], deque[float]] = {}
+        SpeedModel.__init__(self)
         self._channels: dict[tuple[str, str], int] = {}  # (model id, layer) -> channels
         self._memory: OrderedDict[tuple, BatchMemory] = OrderedDict()
         self._memory_lock = threading.Lock()
@@ -79,18 +81,71 @@ class CostModel:
         params: Mapping[str, Any] | None = None,
         x: torch.Tensor | None = None,
     ) -> Estimate:
-        """Passes a method will make before it runs, and seconds once this model's speed was measured."""
+        """Passes a method will make and the seconds they take: each pass timed by this model's measured
+        speed at this input size, batched passes in the batches the engine will make. Before any pass
+        of the model at this size, a probe measures it (a few hundred ms on the demo model)."""
         model = self.resolve(model)
         spec = get_method(method)
         resolved = spec.resolve(dict(params or {}), model.layers())
-        size = tuple(x.shape[-2:]) if x is not None else tuple(_probe_input(model).shape[-2:])
-        forward, backward = spec.cost(resolved, self._cost_info(model, resolved, size, x))
-        fwd = self._speed.get((model.id, "forward"))
-        bwd = self._speed.get((model.id, "backward"))
-        seconds = None
-        if (fwd is not None or forward == backward) and (bwd is not None or backward == 0):
-            seconds = (forward - backward) * (fwd or 0.0) + backward * (bwd or 0.0)
-        return Estimate(forward, backward, seconds)
+        shaped = check_input(model, x) if x is not None else _probe_input(model)
+        size = tuple(shaped.shape[-2:])
+        passes = spec.cost(resolved, self._cost_info(model, resolved, size, x))
+        forward, backward = passes
+        if forward + backward == 0:
+            return Estimate(0, 0, 0.0)
+        self.probe(model, shaped)
+        timed = self._time_passes(model, shaped, resolved, passes)
+        if timed is None:
+            return Estimate(forward, backward, None)
+        return Estimate(forward, backward, timed[0], from_probe=timed[1])
+
+    def _time_passes(
+        self, model: LoadedModel, x: torch.Tensor, resolved: Mapping[str, Any], passes: tuple[int, int]
+    ) -> tuple[float, bool] | None:
+        """(seconds, whether any figure is the probe's alone) for `passes`, split as RunContext makes
+        them: batched images through `for_batches`, the rest one image at a time."""
+        forward, backward = passes
+        batched = getattr(passes, "batched", 0) if isinstance(passes, Passes) else 0
+        to_layer = getattr(passes, "to_layer", 0) if isinstance(passes, Passes) else 0
+        grad_batched = batched if backward >= batched else 0  # batches with gradients: each has a backward
+        layer_passes = min(to_layer, backward - grad_batched)
+        work = [
+            ("forward", 1, forward - backward - (batched - grad_batched)),
+            ("backward", 1, backward - grad_batched - layer_passes),
+            (f"layer:{resolved.get('layer')}", 1, layer_passes),
+        ]
+        if batched:
+            kind = "backward" if grad_batched else "forward"
+            work += [
+                (kind, n, count)
+                for n, count in self._batches(model, x, resolved, batched, bool(grad_batched))
+            ]
+        seconds, probed = 0.0, False
+        for kind, n, count in work:
+            if count <= 0:
+                continue
+            found = self.pass_seconds(model, x, kind, n)
+            if found is None:
+                return None
+            seconds += count * found[0]
+            probed = probed or found[1]
+        return seconds, probed
+
+    def _batches(
+        self, model: LoadedModel, x: torch.Tensor, resolved: Mapping[str, Any], total: int, grad: bool
+    ) -> list[tuple[int, int]]:
+        """(batch size, how many batches of it) that `RunContext.for_batches` makes for `total` images."""
+        requested = int(resolved.get("batch_size") or 0)
+        size = requested if requested > 0 else device_batch_size(model.device, x)
+        budget = self.budget_batch_size(model, x, grad)
+        out = []
+        if budget is None:  # the first batch is one image, measured; the guess is the cautious one
+            out.append((1, 1))
+            total -= 1
+            budget = self.auto_batch_size(x, None, grad)
+        size = max(1, min(size, budget))
+        out += [(size, total // size), (total % size, 1 if total % size else 0)]
+        return [(n, count) for n, count in out if n > 0 and count > 0]
 
     def check_work(
         self, model: LoadedModel, spec: MethodSpec, resolved: dict[str, Any], x: torch.Tensor
@@ -145,23 +200,6 @@ class CostModel:
             self._channels[key] = int(out.shape[1])
         return self._channels[key]
 
-    # --- speed ------------------------------------------------------------------------------
-    def record_speed(self, model: LoadedModel, kind: str, seconds: float, images: int) -> None:
-        """Seconds per image of a forward (or forward + backward) pass, for time estimates.
-
-        The first pass of a model pays for lazy initialisation and can be many times slower, so it only
-        stands until later passes arrive; then the estimate is the median of the last few.
-        """
-        per_image = seconds / max(images, 1)
-        key = (model.id, kind)
-        samples = self._speed_samples.get(key)
-        if samples is None:
-            self._speed_samples[key] = deque(maxlen=5)
-            self._speed[key] = per_image
-            return
-        samples.append(per_image)
-        self._speed[key] = float(statistics.median(samples))
-
     # --- batch sizes ------------------------------------------------------------------------
     def auto_batch_size(self, x: torch.Tensor, model: LoadedModel | None = None, grad: bool = False) -> int:
         """Images per batch for the device, scaled down for inputs larger than 224x224 and kept within
@@ -198,6 +236,8 @@ class CostModel:
         meter = ActivationMeter()
         with _leaf_hooks(model.module, meter.hook), _cuda_peak(model.device, meter):
             yield meter
+        if meter.bytes == 0 and meter.peak == 0:
+            return  # no pass ran (an output from the cache): nothing learned
         share = meter.peak // GRAD_FACTOR if meter.grad else meter.peak
         per_image = max(meter.bytes, share) // max(images, 1) + _image_bytes(x)
         with self._memory_lock:

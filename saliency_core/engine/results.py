@@ -47,8 +47,12 @@ class Attribution:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Passes a method will make (images through the model) and, once speed is known, seconds."""
+    """Passes a method will make (images through the model) and the seconds they will take, from this
+    model's measured speed at this input size; `from_probe`: some of that speed was measured only by the
+    probe (before any run), so the figure is rougher. `seconds` is None only when no pass could be timed
+    (the model failed on a probe input)."""
 
     forward_passes: int
     backward_passes: int
     seconds: float | None
+    from_probe: bool = False

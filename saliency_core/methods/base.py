@@ -90,6 +90,23 @@ BATCH_SIZE = Param(
 SEED = Param("seed", "int", 0, "Random seed: the same seed gives the same map.", min=0, max=2**31 - 1, step=1)
 
 Cost = Callable[[Mapping[str, Any], "CostInfo"], tuple[int, int]]
+
+
+class Passes(tuple):
+    """What a cost formula may return instead of a plain (forward, backward) pair, for time estimates:
+    still that pair (each backward's forward counted in `forward`, as the engine counts them), plus
+    `batched`: how many of them are images given to `for_batches` (each with a backward when the batches
+    take gradients, i.e. when backward >= batched), and `to_layer`: backward passes that stop at a
+    layer (a CAM's), cheaper than one down to the input."""
+
+    batched: int
+    to_layer: int
+
+    def __new__(cls, forward: int, backward: int, batched: int = 0, to_layer: int = 0) -> Passes:
+        made = super().__new__(cls, (int(forward), int(backward)))
+        made.batched = int(batched)
+        made.to_layer = int(to_layer)
+        return made
 # (side of the input in pixels, whether each pass is heavy, e.g. a whole detector) -> parameter defaults
 SizeDefaults = Callable[[int, bool], dict[str, Any]]
 # (resolved params, forward passes, "about 2.1 min", "this model") -> why it is slow and what helps

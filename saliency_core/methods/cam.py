@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidParameter
 from ..targets import ClassTarget
-from .base import BATCH_SIZE, LAYER, MethodSpec, register
+from .base import BATCH_SIZE, LAYER, MethodSpec, Passes, register
 from .common import upsample
 from .lesson import Lesson
 
@@ -166,7 +166,7 @@ for _id, _title, _fn, _desc, _ref, _lesson in _GRADIENT_CAMS:
             description=_desc,
             compute=_gradient_cam(_fn),
             params=(LAYER,),
-            cost=lambda p, info: (1, 1),
+            cost=lambda p, info: Passes(1, 1, to_layer=1),  # backward stops at the layer
             reference=_ref,
             lesson=_lesson,
             featured=_FEATURED.get(_id, {}),
@@ -315,7 +315,7 @@ register(
         "image seen through that mask (softmax over channels).",
         compute=_scorecam,
         params=(LAYER, BATCH_SIZE),
-        cost=lambda p, info: (info.channels + 1, 0),
+        cost=lambda p, info: Passes(info.channels + 1, 0, batched=info.channels),
         reference="Wang et al. 2020, Score-CAM",
         lesson=Lesson(
             computes="Gradient-free: each channel, upsampled and normalised into a mask, is weighted by the target "
@@ -352,7 +352,7 @@ register(
         "restricted to the class region.",
         compute=_guided_gradcam,
         params=(LAYER,),
-        cost=lambda p, info: (2, 2),
+        cost=lambda p, info: Passes(2, 2, to_layer=1),  # Grad-CAM's stops at the layer
         reference="Selvaraju et al. 2017, Grad-CAM",
         lesson=Lesson(
             computes="Guided Backpropagation multiplied by the upsampled, rectified Grad-CAM: fine detail, "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .base import BATCH_SIZE, SEED, MethodSpec, Param, register
+from .base import BATCH_SIZE, SEED, MethodSpec, Param, Passes, register
 from .common import BatchDraws, channel_sum, default_blur_sigma, gaussian_blur
 from .lesson import Lesson
 
@@ -197,7 +197,7 @@ register(
             SEED,
             BATCH_SIZE,
         ),
-        cost=lambda p, info: (int(p["samples"]), int(p["samples"])),
+        cost=lambda p, info: Passes(int(p["samples"]), int(p["samples"]), batched=int(p["samples"])),
         reference="Smilkov et al. 2017, SmoothGrad; Adebayo et al. 2018 (VarGrad)",
         lesson=Lesson(
             computes="The average of a gradient map over many noisy copies of the image, which cancels the "
@@ -318,7 +318,7 @@ register(
             SEED,
             BATCH_SIZE,
         ),
-        cost=lambda p, info: (int(p["steps"]) + 2, int(p["steps"])),
+        cost=lambda p, info: Passes(int(p["steps"]) + 2, int(p["steps"]), batched=int(p["steps"])),
         reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks",
         lesson=Lesson(
             computes="Gradients accumulated along the straight path from a baseline image x' (what 'absence' "

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidParameter
 from ..targets import ClassTarget
-from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, register
+from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, Passes, register
 from .common import BatchDraws, default_blur_sigma, gaussian_blur
 from .lesson import Lesson
 
@@ -63,7 +63,8 @@ def _occlusion(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 def _occlusion_cost(p: Mapping[str, Any], info: CostInfo) -> tuple[int, int]:
     h, w = info.size
     patch, stride = int(p["patch"]), int(p["stride"])
-    return len(window_starts(h, patch, stride)) * len(window_starts(w, patch, stride)) + 1, 0
+    windows = len(window_starts(h, patch, stride)) * len(window_starts(w, patch, stride))
+    return Passes(windows + 1, 0, batched=windows)  # and the unoccluded reference
 
 
 def _occlusion_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
@@ -229,7 +230,7 @@ register(
             SEED,
             BATCH_SIZE,
         ),
-        cost=lambda p, info: (int(p["masks"]), 0),
+        cost=lambda p, info: Passes(int(p["masks"]), 0, batched=int(p["masks"])),
         reference="Petsiuk et al. 2018, RISE",
         lesson=Lesson(
             computes="Many random smooth masks; each pixel gets the average target score of the masked images "

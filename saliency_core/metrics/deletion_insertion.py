@@ -184,7 +184,7 @@ def ordered_curve(
         began = time.perf_counter()
         with lm.lock, torch.no_grad():
             values = lm.adapter.faithfulness_score(tgt, lm.forward(batch))
-        lm.engine.record_speed(lm, "forward", time.perf_counter() - began, len(idx))
+        lm.engine.record_speed(lm, "forward", time.perf_counter() - began, len(idx), tuple(batch.shape))
         lm.engine.forward_count += len(idx)
         scores[idx] = values.detach().double().cpu().numpy()
         step(progress, cancel, (first + len(idx)) / max(len(middle), 1), message)

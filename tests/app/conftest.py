@@ -24,13 +24,11 @@ PINNED_SPEED = {"forward": 0.1, "backward": 0.3}
 
 @pytest.fixture(autouse=True)
 def _pinned_speed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def record_speed(self: sc.Engine, model: object, kind: str, seconds: float, images: int) -> None:
-        self._speed[(model.id, kind)] = PINNED_SPEED[kind]
+    def pass_seconds(self: sc.Engine, model: object, x: object, kind: str, images: int) -> tuple[float, bool]:
+        return PINNED_SPEED["forward" if kind == "forward" else "backward"] * images, False
 
-    monkeypatch.setattr(sc.Engine, "record_speed", record_speed)
-    engine = sc.get_engine()
-    for key in list(engine._speed):
-        engine._speed[key] = PINNED_SPEED[key[1]]
+    monkeypatch.setattr(sc.Engine, "pass_seconds", pass_seconds)
+    monkeypatch.setattr(sc.Engine, "probe", lambda self, model, x: None)
 
 
 @pytest.fixture(autouse=True)

@@ -191,16 +191,19 @@ def test_estimate_matches_the_passes_made(resnet, image, method) -> None:
     if method == "scorecam":
         params["layer"] = "layer4"
     estimate = engine.estimate(resnet, method, params, x=image)
-    a = engine.attribute(resnet, image, method, 3, **params)
+    # A fresh engine: the estimate's speed probe cached the input's output, which saves a run one pass.
+    a = sc.Engine(device="cpu").attribute(resnet, image, method, 3, **params)
     assert (estimate.forward_passes, estimate.backward_passes) == (a.forward_passes, a.backward_passes)
 
 
-def test_estimate_gives_seconds_once_speed_is_known(resnet, image) -> None:
+def test_estimate_gives_seconds_from_a_probe_then_from_runs(resnet, image) -> None:
     engine = sc.Engine(device="cpu")
-    assert engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image).seconds is None
+    probed = engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image)
+    assert probed.seconds is not None and probed.seconds > 0 and probed.from_probe
     engine.attribute(resnet, image, "occlusion", 3, patch=32, stride=32)
     est = engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image)
     assert est.forward_passes == 17 and est.seconds is not None and est.seconds > 0
+    assert not est.from_probe  # the run's batches measured the forward
 
 
 def test_result_cache_respects_its_byte_budget(image) -> None:
@@ -304,11 +307,12 @@ def test_wrapping_a_plain_module_with_another_task() -> None:
 def test_speed_estimates_drop_the_cold_first_pass() -> None:
     engine = sc.Engine(device="cpu")
     model = engine.wrap(TinyCam(torch.eye(3)).eval())
-    engine.record_speed(model, "forward", 10.0, 1)  # the first pass: lazy initialisation
-    assert engine._speed[(model.id, "forward")] == 10.0  # all there is, for now
+    x = torch.zeros(1, 3, 32, 32)
+    engine.record_speed(model, "forward", 10.0, 1, x.shape)  # the first pass: lazy initialisation
+    assert engine.pass_seconds(model, x, "forward", 1)[0] == 10.0  # all there is, for now
     for seconds in (1.0, 1.2, 0.8):
-        engine.record_speed(model, "forward", seconds * 4, 4)
-    assert engine._speed[(model.id, "forward")] == pytest.approx(1.0)
+        engine.record_speed(model, "forward", seconds, 1, x.shape)
+    assert engine.pass_seconds(model, x, "forward", 1)[0] == pytest.approx(1.0)
 
 
 def test_changing_a_returned_map_in_place_does_not_change_the_cache(resnet, image) -> None:

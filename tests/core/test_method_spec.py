@@ -52,6 +52,9 @@ def test_a_per_channel_cost_is_estimated_from_the_layer_without_naming_the_metho
     engine = sc.Engine(device="cpu")
     calls: list[int] = []
     handle = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    engine.estimate(model, "gradient", {}, x)  # the speed probe: once per model and input size
+    assert calls
+    calls.clear()
     assert engine.estimate(model, "test_one_pass", {"layer": "layer3"}, x).forward_passes == 1
     assert not calls  # a formula that does not read the channel count costs no probe pass
     assert engine.estimate(model, "test_ablation_like", {"layer": "layer3"}, x).forward_passes == 257
