@@ -154,6 +154,23 @@ def _compare_three_methods(at) -> None:
     assert len(at.main.image) >= 5 and "Mean absolute difference" in texts(at)
 
 
+def _compare_several_boxes(at) -> None:
+    """Compare's several-targets mode on a detector: one Grad-CAM per listed box, each its own target."""
+    at.button_group(key=state.COMPARE_MODE).set_value("One method, several targets").run()
+    at.selectbox(key=state.COMPARE_TARGETS_METHOD).set_value("gradcam").run()
+    if "act.compare.run" in [b.key for b in at.button]:
+        at.button(key="act.compare.run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    view = at.session_state[state.VIEW]
+    k = int(at.select_slider(key=state.COMPARE_TARGETS_K).value)
+    maps = {
+        r.target_label: r for r in at.session_state[state.RESULTS]._items.values() if r.method == "gradcam"
+    }
+    for box in view.predictions[:k]:
+        expected = sc.attribute(view.model, view.x, "gradcam", box).map
+        np.testing.assert_allclose(maps[box.describe()].map, np.asarray(expected), rtol=1e-4, atol=1e-6)
+
+
 def _pick_method(at, family: str, method: str) -> Result:
     at.button_group(key=state.FAMILY).set_value(family).run()
     at.selectbox(key=state.METHOD).set_value(method).run()
@@ -185,6 +202,7 @@ def test_detection_targets_boxes_gradients_cams_and_compare(app, torch_home: Pat
     # Compare: the same image and target, a grid, agreement and difference
     at.selectbox(key=state.METHOD).set_value("gradcam").run()
     _compare_three_methods(at)
+    _compare_several_boxes(at)
     # a threshold above every score: the chosen detection is gone, and that is said plainly
     at.slider(key=state.THRESHOLD).set_value(0.95).run()
     assert not at.exception
