@@ -64,9 +64,13 @@ def _choose_colormap(page, main, name: str) -> float:
           window.__t0 = null; window.__t1 = null;
           const img = (__OVERLAY__)();
           window.__old = img ? img.src : '';
-          window.addEventListener('mousedown', e => {
-            if (e.target.closest('[role="option"]')) window.__t0 = performance.now();
-          }, {capture: true, once: true});
+          if (!window.__listening) {  // one listener: the first press on an option starts the clock
+            window.__listening = true;
+            window.addEventListener('mousedown', e => {
+              const option = e.target.closest('[role="option"]');
+              if (option && window.__t0 === null) window.__t0 = performance.now();
+            }, {capture: true});
+          }
         }""".replace("__OVERLAY__", _OVERLAY_JS)
     )
     main.get_by_test_id("stSelectbox").filter(has_text="Colormap").click()
