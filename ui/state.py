@@ -114,6 +114,8 @@ def param(method_id: str, name: str) -> str:
 RESULTS = "results"  # SessionStore of the computed maps
 COMPUTE_COUNT = "compute_count"  # maps computed by this session (the engine may still have had them cached)
 SHARE_APPLIED = "share.applied"  # the share link in the URL was applied once
+JOB_WATCHER = "jobs.watcher"  # this session's id as a watcher of the engine's jobs (Cancel detaches it)
+REQUESTS = "jobs.requests"  # {request key: (view, method, params)} lately keyed, to ask the engine about
 
 
 def cancelled_run(pending_key: str) -> str:
