@@ -64,7 +64,8 @@ def draw_boxes(
 ) -> np.ndarray:
     """Boxes (x0, y0, x1, y1) in pixels drawn on a copy of the picture, each with an optional label.
 
-    With `highlight`, that box is drawn thicker and the others thinner over a dimmed picture.
+    With `highlight`, that box is drawn thicker with its label, and the others thin, unlabelled and faded
+    (their colour halfway to grey) over a dimmed picture, so one box stands out among many overlapping ones.
     """
     picture = to_rgb_uint8(image).copy()
     array = to_numpy(boxes).reshape(-1, 4) if len(boxes) else np.zeros((0, 4), np.float32)
@@ -81,7 +82,13 @@ def draw_boxes(
             if i == highlight
             else (max(1, thickness - 1) if highlight is not None else thickness)
         )
-        cv2.rectangle(picture, (x0, y0), (x1, y1), tuple(int(c) for c in colours[i]), width)
+        colour = tuple(int(c) for c in colours[i])
+        if highlight is not None and i != highlight:
+            colour = tuple(round(c * 0.5 + 128 * 0.5) for c in colour)  # faded: halfway to grey
+            width = 1
+        cv2.rectangle(picture, (x0, y0), (x1, y1), colour, width)
+        if highlight is not None and i != highlight:
+            continue  # only the chosen box is labelled: thirty labels hide the picture
         if labels is not None and i < len(labels) and labels[i]:
             picture = _label(picture, str(labels[i]), x0, y0, tuple(int(c) for c in colours[i]), font_size)
     return picture

@@ -197,7 +197,9 @@ def test_smoothed_style_blurs_a_single_pixel_into_a_peak_at_that_pixel() -> None
 def test_gray_style_is_the_magnitude_alone_in_grayscale() -> None:
     saliency = np.array([[-2.0, 1.0], [0.0, 0.5]], np.float32)
     assert viz.style_sign("gray", "auto") == "absolute" and viz.style_sign("gray", "signed") == "absolute"
-    assert viz.style_sign("gray", "positive") == "positive" and viz.style_sign("overlay", "signed") == "signed"
+    assert (
+        viz.style_sign("gray", "positive") == "positive" and viz.style_sign("overlay", "signed") == "signed"
+    )
     shown = viz.style_map(saliency, "gray", viz.style_sign("gray", "auto"), 100.0)
     np.testing.assert_allclose(shown, [[1.0, 0.5], [0.0, 0.25]])
     image = np.full((2, 2, 3), (10, 200, 30), np.uint8)
@@ -219,7 +221,9 @@ def test_pixel_level_methods_declare_how_their_papers_draw_them() -> None:
     assert declared["gradient_x_input"] in ("gray", "smoothed")
     assert declared["gradcam"] == "overlay" and declared["occlusion"] == "overlay"
     assert set(declared.values()) <= set(viz.STYLES)
-    bad = MethodSpec("bad_display", "gradient", "Bad", "", compute=lambda ctx: (None, None), display="speckle")
+    bad = MethodSpec(
+        "bad_display", "gradient", "Bad", "", compute=lambda ctx: (None, None), display="speckle"
+    )
     with pytest.raises(ValueError, match="display"):
         register(bad)
     assert "bad_display" not in {m.id for m in sc.list_methods()}
@@ -232,3 +236,14 @@ def test_heatmap_figure_downsamples_by_area_and_hovers_input_pixels() -> None:
     np.testing.assert_allclose(np.asarray(trace.customdata), [[2.5, 4.5], [10.5, 12.5]])  # 2x2 means
     np.testing.assert_allclose(np.asarray(trace.x), [0.5, 2.5])  # centres of the cells in input pixels
     assert trace.colorbar.len == 1.0 and figure.layout.height is None
+
+
+def test_the_chosen_box_stands_out_among_faded_thin_others() -> None:
+    image = np.full((60, 60, 3), 200, np.uint8)
+    boxes = [[5, 5, 50, 50], [10, 10, 40, 40], [15, 15, 55, 55]]
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    out = viz.draw_boxes(image, boxes, colors=colours, highlight=1, thickness=2)
+    assert tuple(out[10, 25]) == (0, 255, 0) and tuple(out[12, 25]) == (0, 255, 0)  # thick, full colour
+    assert tuple(out[5, 25]) == (192, 64, 64)  # another box: its colour halfway to grey, one pixel wide
+    assert tuple(out[6, 25]) != (192, 64, 64)
+    assert not ((out == (255, 0, 0)).all(axis=2)).any() and not ((out == (0, 0, 255)).all(axis=2)).any()
