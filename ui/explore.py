@@ -101,13 +101,7 @@ def _shown(
     with st.expander("Share this view", icon=":material/link:"):
         if link:
             st.code(link, language=None)
-            st.caption("Opening this link reproduces the view (bundled samples only).")
-        elif view.weights.startswith("file"):
-            st.caption("Views with uploaded weights cannot be shared: the weights are not stored anywhere.")
-        else:
-            st.caption(
-                "Views of uploaded or camera images cannot be shared: the image is not stored anywhere."
-            )
+        st.caption(share.link_note(view))
 
 
 def _reference_panel(view: View, shown: display.Display) -> None:

@@ -187,12 +187,13 @@ def maps_npz(
 def view_picture(view: View, result: Result, display: Display) -> np.ndarray:
     """Input, overlay and the coloured map side by side, titled."""
     shown = display_mod.map01(result, display)
+    cmap = display.cmap_for(result.method)
     tiles = [
         view.picture,
         display_mod.overlay(view, result, display),
-        viz.apply_colormap(shown, display.cmap),
+        viz.apply_colormap(shown, cmap),
     ]
-    titles = [f"Input · {view.target_label}", f"{result.title} overlay", f"{result.title} ({display.cmap})"]
+    titles = [f"Input · {view.target_label}", f"{result.title} overlay", f"{result.title} ({cmap})"]
     return viz.grid(tiles, titles, columns=3)
 
 

@@ -22,7 +22,14 @@ from ui.display import Display
 from ui.sidebar import custom_model
 from ui.view import View
 
-_DISPLAY_KEYS = {"cmap": state.CMAP, "alpha": state.ALPHA, "sign": state.SIGN, "clip": state.CLIP}
+_DISPLAY_KEYS = {
+    "cmap": state.CMAP,
+    "alpha": state.ALPHA,
+    "sign": state.SIGN,
+    "clip": state.CLIP,
+    "style": state.STYLE,
+}
+_CHOICES = {"cmap": list(viz.COLORMAPS), "sign": display.SIGN_CHOICES, "style": display.STYLE_CHOICES}
 
 
 def query(view: View, info: sc.MethodInfo, values: dict[str, Any], shown: Display) -> dict[str, str] | None:
@@ -223,7 +230,7 @@ def _apply_display(link: dict[str, str]) -> list[str]:
                 continue
             st.session_state[key] = value
             problems += [note] if note else []
-        elif given in (viz.COLORMAPS if name == "cmap" else display.SIGN_CHOICES):
+        elif given in _CHOICES[name]:
             st.session_state[key] = given
         else:
             problems.append(f"{name}={given}")

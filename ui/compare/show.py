@@ -97,7 +97,7 @@ def tiles(
                 picture = viz.draw_boxes(picture, [box], colors=[(255, 255, 255)], thickness=2)
             out.append(picture)
         else:
-            out.append(viz.apply_colormap(display.map01(result, shown, scale), shown.cmap))
+            out.append(viz.apply_colormap(display.map01(result, shown, scale), shown.cmap_for(result.method)))
     return out
 
 
@@ -201,8 +201,12 @@ def difference_section(view: View, labels: Sequence[str], done: Sequence[Result]
     map_b = display.map01(done[b], shown, all_scales[b])
     diff = viz.difference(map_a, map_b)
     cols = st.columns([1, 1, 1.3])
-    cols[0].image(viz.apply_colormap(map_a, shown.cmap), caption=f"A: {labels[a]}", width="stretch")
-    cols[1].image(viz.apply_colormap(map_b, shown.cmap), caption=f"B: {labels[b]}", width="stretch")
+    cols[0].image(
+        viz.apply_colormap(map_a, shown.cmap_for(done[a].method)), caption=f"A: {labels[a]}", width="stretch"
+    )
+    cols[1].image(
+        viz.apply_colormap(map_b, shown.cmap_for(done[b].method)), caption=f"B: {labels[b]}", width="stretch"
+    )
     with cols[2]:
         figure = viz.heatmap_figure(diff, diff, "coolwarm", height=260, zrange=(-1.0, 1.0))
         st.plotly_chart(figure, config={"displaylogo": False})
