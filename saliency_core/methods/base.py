@@ -167,6 +167,7 @@ class MethodInfo:
     display: str = "overlay"
     lesson: Lesson | None = None
     featured: Mapping[str, int] = field(default_factory=dict)
+    localises: bool = False
     spec: MethodSpec | None = field(default=None, repr=False, compare=False)
 
     def supports(self, task: str) -> bool:
@@ -209,6 +210,9 @@ class MethodSpec:
     lesson: Lesson | None = None
     # Views where the method is picked by default, with its place: {"compare": 1, "evaluate": 2}.
     featured: Mapping[str, int] = field(default_factory=dict)
+    # Whether its default map's maximum is expected on the object the model recognises (checked on the
+    # demo scenes by tests/core/test_default_maps.py); a method that does not says why in its lesson.
+    localises: bool = False
 
     @property
     def uses_layer(self) -> bool:
@@ -229,6 +233,7 @@ class MethodSpec:
             display=self.display,
             lesson=self.lesson,
             featured=dict(self.featured),
+            localises=self.localises,
             spec=self,
         )
 

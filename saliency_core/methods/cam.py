@@ -161,6 +161,7 @@ for _id, _title, _fn, _desc, _ref, _lesson in _GRADIENT_CAMS:
     register(
         MethodSpec(
             id=_id,
+            localises=True,
             family="cam",
             title=_title,
             description=_desc,
@@ -195,6 +196,7 @@ def _cam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="cam",
+        localises=True,
         family="cam",
         title="CAM",
         description="The original class activation map: last-layer channels weighted by the linear head's "
@@ -246,6 +248,7 @@ def _eigencam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="eigencam",
+        localises=True,
         family="cam",
         title="Eigen-CAM",
         description="The first principal component of the layer's activations; needs no target and no gradient, "
@@ -308,6 +311,7 @@ def _scorecam_slow_hint(params: Mapping[str, Any], forward_passes: int, when: st
 register(
     MethodSpec(
         id="scorecam",
+        localises=True,
         slow_hint=_scorecam_slow_hint,
         family="cam",
         title="Score-CAM",
@@ -344,6 +348,7 @@ def _guided_gradcam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 register(
     MethodSpec(
         id="guided_gradcam",
+        localises=True,
         sign="absolute",
         display="gray",  # Selvaraju et al. show it in pixel space, without the picture
         family="cam",

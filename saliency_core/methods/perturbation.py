@@ -77,6 +77,7 @@ def _occlusion_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
 register(
     MethodSpec(
         id="occlusion",
+        localises=True,
         size_defaults=_occlusion_size_defaults,
         family="perturbation",
         title="Occlusion",
@@ -166,16 +167,22 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
             return torch.softmax(out.float(), dim=1)[:, target.index]
 
     total = torch.zeros(h, w, device=x.device)
+    score_sum = torch.zeros((), device=x.device)
 
     def body(start: int, stop: int) -> None:
+        nonlocal score_sum
         masks = rise_masks(stop - start, (h, w), cell, p, draws.at(start)).to(x.device, x.dtype)
         m = masks[:, None]
         scores = ctx.scores(x * m + black * (1 - m), score_fn).to(x.device)
         total.add_((scores[:, None, None] * masks).sum(0))
+        score_sum = score_sum + scores.sum()
 
     ctx.for_batches(n, body, "RISE masks")
     raw = total / (n * p)
-    return raw, raw.clone()
+    # raw is the paper's E[S · m(u)] / p: about the mean masked score everywhere, plus the pixel's effect.
+    # The paper's figures stretch it min-max; the map subtracts that mean score instead, so it is signed
+    # (above zero: showing the pixel raises the score) and a display drawing from 0 shows the contrast.
+    return raw, raw - score_sum / n
 
 
 DETECTOR_RISE_MASKS = 200  # each pass runs a whole detector
@@ -190,6 +197,7 @@ def _rise_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
 register(
     MethodSpec(
         id="rise",
+        localises=True,
         size_defaults=_rise_size_defaults,
         family="perturbation",
         title="RISE",
@@ -234,8 +242,12 @@ register(
         reference="Petsiuk et al. 2018, RISE",
         lesson=Lesson(
             computes="Many random smooth masks; each pixel gets the average target score of the masked images "
-            "it was visible in.",
-            formula=r"M = \frac{1}{N\, \mathbb{E}[m]} \sum_{k=1}^{N} S_t\!\left(x \odot m_k\right) m_k",
+            "it was visible in (the paper's map, kept as the raw output), minus the mean score of all masked "
+            "images. Every pixel's raw value is close to that mean, so the paper's figures stretch the map "
+            "min-max; subtracting it keeps the map's units (score) and shows where showing a pixel raises the "
+            "score (above zero) or lowers it (below).",
+            formula=r"M = \frac{1}{N\, \mathbb{E}[m]} \sum_{k=1}^{N} S_t\!\left(x \odot m_k\right) m_k "
+            r"\;-\; \frac{1}{N} \sum_{k=1}^{N} S_t\!\left(x \odot m_k\right)",
             cost="One forward pass per mask (500 by default; the paper uses thousands).",
             params={
                 "masks": "More masks: less noise, linearly more passes.",
