@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou
 
 from .errors import InvalidParameter
 
@@ -34,6 +33,10 @@ def ious(box: Box, boxes: torch.Tensor) -> torch.Tensor:
     if boxes.numel() == 0:
         return boxes.new_zeros(0)
     query = torch.tensor([box], dtype=boxes.dtype, device=boxes.device)
+    # Imported here: torchvision.ops pulls in torch._dynamo (over a second), which the app's first page
+    # does not need.
+    from torchvision.ops import box_iou
+
     return box_iou(query, boxes.detach())[0]
 
 

@@ -71,10 +71,30 @@ def section(view: View, info: sc.MethodInfo) -> None:
     st.markdown(f"**Cost.** {cost}On {view.info.title}: {text}.")
     if found and found.pitfalls:
         st.markdown("**Known pitfalls.**\n" + "\n".join(f"- {p}" for p in found.pitfalls))
+    coincide(view, info)
     paper = (found.paper if found else "") or getattr(info, "reference", "")
     if paper:
         st.caption(f"Reference: {paper}")
     example(view, info, found.compare_with if found else None)
+
+
+def coincide(view: View, info: sc.MethodInfo) -> None:
+    """Say when the method gives the same map as others on this model, and why (checked on the maps)."""
+    if not sc.metrics.equivalences_of(info.id) or view.target is None:
+        return
+    try:
+        found = sc.metrics.coincidences(view.model, view.x, info.id, view.target)
+    except sc.SaliencyError as exc:
+        st.caption(f"Whether {md(info.title)} coincides with other methods here cannot be checked: {md(exc)}")
+        return
+    for item in found:
+        st.info(f"**Same map, different names.** {md(item.sentence(), limit=None)}", icon=":material/join:")
+    if not found:
+        rules = "; ".join(e.when for e in sc.metrics.equivalences_of(info.id))
+        st.caption(
+            f"{md(info.title)} gives the same map as other methods when {md(rules, limit=None)}; "
+            "on this model and layer it does not."
+        )
 
 
 def example(view: View, info: sc.MethodInfo, compare_with: str | None) -> None:

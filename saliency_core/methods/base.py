@@ -107,6 +107,8 @@ class Passes(tuple):
         made.batched = int(batched)
         made.to_layer = int(to_layer)
         return made
+
+
 # (side of the input in pixels, whether each pass is heavy, e.g. a whole detector) -> parameter defaults
 SizeDefaults = Callable[[int, bool], dict[str, Any]]
 # (resolved params, forward passes, "about 2.1 min", "this model") -> why it is slow and what helps

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..activation_max import ActMaxResult, activation_maximization
 from .agreement import Agreement, agreement, similarity
 from .card import card_metrics, to_jsonable
+from .coincide import Coincidence, Equivalence, coincidences, equivalences_of
 from .deletion_insertion import (
     SUBSTRATES,
     Curve,
@@ -40,17 +41,21 @@ __all__ = [
     "SUBSTRATES",
     "ActMaxResult",
     "Agreement",
+    "Coincidence",
     "Curve",
+    "Equivalence",
     "RandomLogitResult",
     "SanityResult",
     "activation_maximization",
     "agreement",
     "card_metrics",
     "cascading_randomization",
+    "coincidences",
     "curves_figure",
     "default_stages",
     "deletion",
     "energy_pointing",
+    "equivalences_of",
     "independent_randomization",
     "insertion",
     "max_location",

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
-from skimage.metrics import structural_similarity
 
 from ..errors import InvalidParameter
 from ._common import MapLike, as_map
@@ -47,6 +45,8 @@ def _unit(sal: np.ndarray) -> np.ndarray:
 
 def _spearman_matrix(maps: list[np.ndarray]) -> np.ndarray:
     """Pearson correlation of ranks; a constant map correlates 1 with another constant map, else 0."""
+    from scipy.stats import rankdata  # here, not at import: scipy and skimage cost a second at start-up
+
     ranks = np.stack([rankdata(m.ravel()) for m in maps])
     ranks -= ranks.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(ranks, axis=1)
@@ -59,6 +59,8 @@ def _spearman_matrix(maps: list[np.ndarray]) -> np.ndarray:
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
     if min(a.shape) < 7:
         win = min(a.shape) if min(a.shape) % 2 else min(a.shape) - 1
         if win < 3:

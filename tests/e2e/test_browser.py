@@ -65,7 +65,8 @@ def test_explore_two_methods_cancel_export_and_compare(server: str) -> None:
             # method 1: the plain gradient, which runs by itself (cheap)
             main.get_by_role("radio", name="Gradient-based").click()
             wait_idle(page)
-            expect(main.get_by_text("Gradient (saliency) in grayscale")).to_be_visible()  # as its paper draws it
+            # drawn in grayscale, as its paper draws it
+            expect(main.get_by_text("Gradient (saliency) in grayscale")).to_be_visible()
             # method 2: Grad-CAM
             main.get_by_role("radio", name="Class activation maps").click()
             wait_idle(page)
