@@ -146,7 +146,7 @@ def _job(view: View, settings: dict, key: tuple) -> Job:
         cards.store().put(key, entry)
         return entry
 
-    return Job("Activation maximisation", work)
+    return Job("Activation maximisation", work, key=key)
 
 
 def _show(view: View, entry: ActMaxEntry) -> None:

@@ -8,16 +8,21 @@ stops the running one at its next progress report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+from streamlit.runtime.state.safe_session_state import SafeSessionState
 
+import saliency_core as sc
 from saliency_core.methods.context import ProgressFn
 from ui import resources, results, state
 from ui.view import View
 from ui.widgets import variants
-from ui.widgets.progress import Job
+from ui.widgets.progress import Job, watch_jobs
 from ui.widgets.progress import run_jobs as _run_jobs
 from ui.widgets.variants import Variant
 
@@ -76,8 +81,61 @@ def show_cancelled() -> None:
 
 
 def run_jobs(pending_key: str, jobs: Sequence[Job]) -> list[Any]:
-    """Run metric jobs under one progress bar with a Cancel button (see ui.widgets.progress)."""
-    return _run_jobs(pending_key, jobs, state.EVALUATIONS_CANCELLED)
+    """Run metric jobs under one progress bar with a Cancel button (see ui.widgets.progress).
+
+    Jobs with a key run as engine jobs the page only polls, so leaving the page (or Cancel's rerun) stops
+    the polling, not the work; coming back to the same evaluation attaches to it. Their work stores its
+    entry in this session's state, so the worker thread carries this script's context (the session, not
+    the run: it outlives a page switch), and the jobs are this session's own (keyed with its watcher id):
+    another tab computes its own evaluation."""
+    if not jobs or any(job.key is None for job in jobs):
+        return _run_jobs(pending_key, jobs, state.EVALUATIONS_CANCELLED)
+    context = _worker_context()
+    if context is None:
+        return _run_jobs(pending_key, jobs, state.EVALUATIONS_CANCELLED)
+    me = results.watcher()
+    started = [
+        (
+            job.label,
+            sc.submit_job(
+                ("evaluate", me, job.key), _in_background(job, context), label=job.label, watcher=me
+            ),
+        )
+        for job in jobs
+    ]
+    return watch_jobs(pending_key, started, state.EVALUATIONS_CANCELLED, me)
+
+
+def _worker_context() -> Any:
+    """This script's context for a worker thread: the same session state (and its lock), without the
+    check that stops a script run (a worker must not stop when the page it started on is left).
+
+    Streamlit's session state raises StopException from a stopped run's context at every access; its
+    internals are used here because no public API hands a thread the session alone. None if they change."""
+    context = get_script_run_ctx()
+    safe = getattr(context, "session_state", None)
+    if context is None or not isinstance(safe, SafeSessionState):
+        return None
+    try:
+        detached = SafeSessionState(object.__getattribute__(safe, "_state"), lambda: None)
+        object.__setattr__(detached, "_lock", object.__getattribute__(safe, "_lock"))
+        return dataclasses.replace(context, session_state=detached)
+    except (AttributeError, TypeError):
+        return None
+
+
+def _in_background(job: Job, context: Any) -> Callable[[ProgressFn, threading.Event], Any]:
+    def work(progress: ProgressFn, cancel: threading.Event) -> Any:
+        add_script_run_ctx(threading.current_thread(), context)
+
+        def report(fraction: float, message: str) -> None:
+            if cancel.is_set():  # the metrics stop at their next progress report
+                raise sc.Cancelled("Cancelled.")
+            progress(fraction, message)
+
+        return job.work(report)
+
+    return work
 
 
 def map_for(view: View, variant: Variant, progress: ProgressFn) -> results.Result:

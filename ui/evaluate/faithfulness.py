@@ -130,7 +130,8 @@ def _method_job(view: View, variant: Variant, steps: int, substrate: str) -> Job
             cards.store().put(curve_key(view, variant.info.id, variant.params, kind, steps, substrate), entry)
         return True
 
-    return Job(variant.label, work)
+    key = ("faithfulness", curve_key(view, variant.info.id, variant.params, "both", steps, substrate))
+    return Job(variant.label, work, key=key)
 
 
 def _random_job(view: View, steps: int, substrate: str) -> Job:
@@ -152,7 +153,9 @@ def _random_job(view: View, steps: int, substrate: str) -> Job:
             cards.store().put(key, CurveEntry("Random order", RANDOM, {"seed": 0}, steps, curve))
         return True
 
-    return Job("Random order", work)
+    return Job(
+        "Random order", work, key=("faithfulness", curve_key(view, RANDOM, {}, "both", steps, substrate))
+    )
 
 
 def _show(view: View, variants: Sequence[Variant], steps: int, substrate: str) -> None:

@@ -152,7 +152,7 @@ def _job(view: View, kind: str, info: sc.MethodInfo, values: dict, stages: list[
         cards.store().put(key, entry)
         return entry
 
-    return Job(f"{info.title}: {kind.replace('_', ' ')} check", work)
+    return Job(f"{info.title}: {kind.replace('_', ' ')} check", work, key=key)
 
 
 def _tiles(entry: SanityEntry, captions: list[str], columns: int) -> None:

@@ -31,6 +31,7 @@ class Job:
 
     label: str
     work: Callable[[ProgressFn], Any]
+    key: Hashable | None = None  # given: the work can run as an engine job keyed by it (ui.evaluate.common)
 
 
 def _on_cancel(pending_key: str, cancelled_flag: str) -> None:
