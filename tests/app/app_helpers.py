@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import saliency_core as sc
@@ -34,3 +36,16 @@ def markdown_sources(at: AppTest) -> list[str]:
 
 def computed(at: AppTest) -> int:
     return int(at.session_state[state.COMPUTE_COUNT]) if state.COMPUTE_COUNT in at.session_state else 0
+
+
+def slow_batches(monkeypatch: pytest.MonkeyPatch, seconds_per_image: float) -> None:
+    """Batched passes take at least `seconds_per_image` an image, so a long run outlasts a page visit on a
+    fast machine too."""
+    forward = sc.LoadedModel.forward
+
+    def slow(self: sc.LoadedModel, x: object) -> object:
+        if len(x) > 1:
+            time.sleep(seconds_per_image * len(x))
+        return forward(self, x)
+
+    monkeypatch.setattr(sc.LoadedModel, "forward", slow)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from app_helpers import texts
+from app_helpers import slow_batches, texts
 
 import saliency_core as sc
 
@@ -16,14 +16,7 @@ SECONDS_PER_IMAGE = 0.02  # batched passes slowed to at least this, so the curve
 
 @pytest.fixture(autouse=True)
 def _slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    forward = sc.LoadedModel.forward
-
-    def slow(self: sc.LoadedModel, x: object) -> object:
-        if len(x) > 1:
-            time.sleep(SECONDS_PER_IMAGE * len(x))
-        return forward(self, x)
-
-    monkeypatch.setattr(sc.LoadedModel, "forward", slow)
+    slow_batches(monkeypatch, SECONDS_PER_IMAGE)
 
 
 def _curve_jobs() -> list[sc.Job]:
@@ -46,7 +39,9 @@ def test_leaving_evaluate_during_curves_and_coming_back_attaches(app) -> None:
     assert sum(j.progress.fraction for j in running) > left_at or all(j.done for j in running)
     at.switch_page(EVALUATE).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert all(j.done and j.state == "done" for j in running), [(j.state, j.progress, texts(at)[-300:]) for j in running]
+    assert all(j.done and j.state == "done" for j in running), [
+        (j.state, j.progress, texts(at)[-300:]) for j in running
+    ]
     assert len(at.main.get("plotly_chart")) == 2  # deletion and insertion, computed once
     assert "curves to compute" not in texts(at)
     assert len({id(j) for j in _curve_jobs()}) == len(_curve_jobs())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from app_helpers import computed, demo_weights, texts
+from app_helpers import computed, demo_weights, slow_batches, texts
 
 import saliency_core as sc
 from ui import state
@@ -18,15 +18,7 @@ SECONDS_PER_IMAGE = 0.01  # batched passes slowed to at least this, so a run out
 
 @pytest.fixture(autouse=True)
 def _slow_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batched passes take at least SECONDS_PER_IMAGE an image, on a fast machine too."""
-    forward = sc.LoadedModel.forward
-
-    def slow(self: sc.LoadedModel, x: object) -> object:
-        if len(x) > 1:
-            time.sleep(SECONDS_PER_IMAGE * len(x))
-        return forward(self, x)
-
-    monkeypatch.setattr(sc.LoadedModel, "forward", slow)
+    slow_batches(monkeypatch, SECONDS_PER_IMAGE)
 
 
 def _link(masks: int) -> dict[str, str]:

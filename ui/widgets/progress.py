@@ -40,12 +40,8 @@ def _on_cancel(pending_key: str, cancelled_flag: str) -> None:
     st.session_state[cancelled_flag] = True
 
 
-def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list[Any]:
-    """Run jobs one after another; each job's value, or None where it failed (its message is shown).
-
-    A cancelled run sets `cancelled_flag` in the session state and stops before the remaining jobs.
-    """
-    out: list[Any] = [None] * len(jobs)
+def _bar_with_cancel(pending_key: str, on_cancel: Callable[..., None], args: tuple) -> tuple[Any, Any]:
+    """(the box to empty when done, the progress bar) with a Cancel button beside the bar."""
     box = st.empty()
     with box.container():
         bar_col, button_col = st.columns([3, 1], vertical_alignment="center")  # room for "Cancel" at 1000 px
@@ -54,10 +50,29 @@ def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list
             "Cancel",
             key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
             icon=":material/stop_circle:",
-            on_click=_on_cancel,
-            args=(pending_key, cancelled_flag),
+            on_click=on_cancel,
+            args=args,
             width="stretch",
         )
+    return box, bar
+
+
+def failure_message(label: str, exc: Exception) -> str:
+    """What the page says of a failed job: the library's message, or, for a bug or running out of memory,
+    that it failed (the details go to the server log, the session keeps working)."""
+    if isinstance(exc, sc.SaliencyError):
+        return f"**{md(label)}**: {md(exc, limit=None)}"
+    _log.error("%s failed", label, exc_info=exc)
+    return f"**{md(label)}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
+
+
+def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list[Any]:
+    """Run jobs one after another; each job's value, or None where it failed (its message is shown).
+
+    A cancelled run sets `cancelled_flag` in the session state and stops before the remaining jobs.
+    """
+    out: list[Any] = [None] * len(jobs)
+    box, bar = _bar_with_cancel(pending_key, _on_cancel, (pending_key, cancelled_flag))
     errors = []
     for n, job in enumerate(jobs):
         prefix = f"{job.label} ({n + 1}/{len(jobs)})" if len(jobs) > 1 else job.label
@@ -75,13 +90,8 @@ def run_jobs(pending_key: str, jobs: Sequence[Job], cancelled_flag: str) -> list
         except sc.Cancelled:
             st.session_state[cancelled_flag] = True
             break
-        except sc.SaliencyError as exc:
-            errors.append(f"**{md(job.label)}**: {md(exc, limit=None)}")
-        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
-            _log.exception("%s failed", job.label)
-            errors.append(
-                f"**{md(job.label)}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
-            )
+        except Exception as exc:
+            errors.append(failure_message(job.label, exc))
     box.empty()
     st.session_state[pending_key] = None
     for message in errors:
@@ -126,18 +136,8 @@ def watch_jobs(
     if not jobs:
         return out
     labels = [label for label, _ in jobs]
-    box = st.empty()
-    with box.container():
-        bar_col, button_col = st.columns([3, 1], vertical_alignment="center")  # room for "Cancel" at 1000 px
-        bar = bar_col.progress(0.0, text="Starting…")
-        button_col.button(
-            "Cancel",
-            key=f"{state.ACTION_PREFIX}cancel.{pending_key}",
-            icon=":material/stop_circle:",
-            on_click=_on_cancel_jobs,
-            args=(pending_key, cancelled_flag, tuple(job for _, job in jobs), watcher),
-            width="stretch",
-        )
+    cancel_args = (pending_key, cancelled_flag, tuple(job for _, job in jobs), watcher)
+    box, bar = _bar_with_cancel(pending_key, _on_cancel_jobs, cancel_args)
     while True:
         snaps = [job.progress for _, job in jobs]
         fraction, text = bar_text(labels, snaps)
@@ -153,13 +153,8 @@ def watch_jobs(
             out[n] = job.result(0)
         except sc.Cancelled:
             st.session_state[cancelled_flag] = True
-        except sc.SaliencyError as exc:
-            errors.append(f"**{md(label)}**: {md(exc, limit=None)}")
-        except Exception as exc:  # a bug or out of memory: say so, keep the session, log the details
-            _log.error("%s failed", label, exc_info=exc)
-            errors.append(
-                f"**{md(label)}** failed unexpectedly ({type(exc).__name__}); the details are in the server log."
-            )
+        except Exception as exc:
+            errors.append(failure_message(label, exc))
     for message in errors:
         st.error(message, icon=":material/error:")
     return out
