@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,7 +16,7 @@ from ..device import free_memory, is_out_of_memory
 from ..errors import Cancelled, InvalidParameter
 from ..hooks import capture_layers, guided_relus
 from ..limits import limits
-from ..methods.context import CancelFn, ProgressFn
+from ..methods.context import CancelFn, ProgressFn, Rules
 from ..models.loaded import LoadedModel
 from ..targets import Target
 from .cost import device_batch_size
@@ -235,14 +236,18 @@ class RunContext:
             self.engine.cache.put(key, detach(out))
 
     # --- batched work ------------------------------------------------------------------------
-    def gradients(self, xs: torch.Tensor) -> torch.Tensor:
-        """Gradients of the target for a batch of inputs [B, C, H, W] (one pass per image)."""
+    def gradients(self, xs: torch.Tensor, rules: Rules | None = None) -> torch.Tensor:
+        """Gradients of the target for a batch of inputs [B, C, H, W] (one pass per image).
+
+        `rules(module)`, a context manager, changes the backward pass while it is open (guided ReLUs,
+        DeepLIFT multipliers, zennit's LRP composites); its hooks exist only for this batch.
+        """
         target = self.target
         assert target is not None
         self._batch_grad = True
         inputs = xs.detach().clone().requires_grad_(True)
         start = time.perf_counter()
-        with torch.enable_grad():
+        with torch.enable_grad(), rules(self.model.module) if rules is not None else nullcontext():
             score = target(self.model.forward(inputs)).sum()
             grad = _grad_or_zeros(score, inputs)
         self._record("backward", start, xs)
@@ -251,17 +256,7 @@ class RunContext:
 
     def guided_gradients(self, xs: torch.Tensor) -> torch.Tensor:
         """Guided-backpropagation gradients of the target for a batch of inputs [B, C, H, W]."""
-        target = self.target
-        assert target is not None
-        self._batch_grad = True
-        inputs = xs.detach().clone().requires_grad_(True)
-        start = time.perf_counter()
-        with torch.enable_grad(), guided_relus(self.model.module):
-            score = target(self.model.forward(inputs)).sum()
-            grad = _grad_or_zeros(score, inputs)
-        self._record("backward", start, xs)
-        self._count(len(xs), len(xs))
-        return grad
+        return self.gradients(xs, rules=guided_relus)
 
     def scores(self, xs: torch.Tensor, score: Callable[[Any], torch.Tensor] | None = None) -> torch.Tensor:
         """Perturbation scores of the target (or of `score(output)`) for a batch, without gradients: [B]."""

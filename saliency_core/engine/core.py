@@ -95,8 +95,9 @@ class Engine(ModelLoader, CostModel):
         started = time.perf_counter()
         model = self.resolve(model)
         spec = get_method(method)
-        if model.task not in spec.tasks:
-            raise InvalidParameter(f"{spec.title} does not apply to {model.task} models.")
+        why_not = spec.unsupported(model)
+        if why_not:
+            raise InvalidParameter(why_not)
         x = self.check_input(model, x)
         resolved = spec.resolve(params, model.layers())
         self.check_work(model, spec, resolved, x)  # before any pass, the default target's included

@@ -292,8 +292,9 @@ def _request(
 
     model = engine.resolve(model)
     spec = get_method(method)
-    if model.task not in spec.tasks:
-        raise InvalidParameter(f"{spec.title} does not apply to {model.task} models.")
+    why_not = spec.unsupported(model)
+    if why_not:
+        raise InvalidParameter(why_not)
     x = engine.check_input(model, x)
     resolved = spec.resolve(params, model.layers())
     x_key = inputs.image_digest(x)

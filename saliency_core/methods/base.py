@@ -14,15 +14,33 @@ from .lesson import Lesson
 if TYPE_CHECKING:
     import torch
 
+    from ..models.loaded import LoadedModel
     from .context import MethodContext
 
-FAMILIES = ("gradient", "cam", "perturbation", "reference")
+FAMILIES = ("gradient", "propagation", "cam", "attention", "perturbation", "region", "reference")
 FAMILY_TITLES = {
     "gradient": "Gradient-based",
+    "propagation": "Relevance propagation",
     "cam": "Class activation maps",
+    "attention": "Transformer attention",
     "perturbation": "Perturbation",
+    "region": "Regions and superpixels",
     "reference": "Model-free references",
 }
+# The modules that register the built-in methods, imported when the registry is first read.
+METHOD_MODULES = (
+    "gradients",
+    "reference_gradients",
+    "pair_paths",
+    "lrp",
+    "cam",
+    "cam_more",
+    "attention",
+    "perturbation",
+    "superpixel",
+    "xrai",
+    "reference",
+)
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,10 @@ class MethodInfo:
     def supports(self, task: str) -> bool:
         return task in self.tasks
 
+    def unsupported(self, model: LoadedModel) -> str:
+        """Why the method cannot explain this model ("" when it can); see `MethodSpec.unsupported`."""
+        return self.spec.unsupported(model) if self.spec is not None else ""
+
     def defaults_for(self, side: int, heavy: bool) -> dict[str, Any]:
         """Parameter defaults for a large input (`side` pixels) of a task with scaled defaults; see
         `MethodSpec.size_defaults`."""
@@ -215,6 +237,15 @@ class MethodSpec:
     # Whether its default map's maximum is expected on the object the model recognises (checked on the
     # demo scenes by tests/core/test_default_maps.py); a method that does not says why in its lesson.
     localises: bool = False
+    # Which models it explains beyond the task: model -> "" when it can, else why not, in a sentence a
+    # user reads (attention methods need a transformer, relevance rules need modules they know).
+    model_check: Callable[[LoadedModel], str] | None = None
+
+    def unsupported(self, model: LoadedModel) -> str:
+        """Why the method cannot explain `model` ("" when it can): the task, then `model_check`."""
+        if model.task not in self.tasks:
+            return f"{self.title} does not apply to {model.task} models."
+        return self.model_check(model) if self.model_check is not None else ""
 
     @property
     def uses_layer(self) -> bool:
@@ -316,19 +347,27 @@ def get_method(method_id: str) -> MethodSpec:
         raise UnknownMethod(f"Unknown method '{method_id}'. Known methods: {', '.join(_METHODS)}.") from None
 
 
-def list_methods(family: str | None = None, task: str | None = None) -> list[MethodInfo]:
-    """All methods, in family order, optionally of one family or usable for one task."""
+def list_methods(
+    family: str | None = None, task: str | None = None, model: LoadedModel | None = None
+) -> list[MethodInfo]:
+    """All methods, in family order, optionally of one family, usable for one task, or able to explain
+    one loaded model (its task and the method's `model_check`)."""
     _ensure_loaded()
     specs = sorted(_METHODS.values(), key=lambda s: FAMILIES.index(s.family))
     return [
         s.info()
         for s in specs
-        if (family is None or s.family == family) and (task is None or task in s.tasks)
+        if (family is None or s.family == family)
+        and (task is None or task in s.tasks)
+        and (model is None or not s.unsupported(model))
     ]
 
 
 def _ensure_loaded() -> None:
-    from .. import plugins
-    from . import cam, gradients, perturbation, reference  # noqa: F401
+    import importlib
 
+    from .. import plugins
+
+    for name in METHOD_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
     plugins.load_plugins()

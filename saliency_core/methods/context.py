@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], message)
 CancelFn = Callable[[], bool]  # True: stop at the next progress report
 Cancel = CancelFn | threading.Event
+# module -> a context manager that changes the backward pass while open (guided ReLUs, LRP rules)
+Rules = Callable[[torch.nn.Module], AbstractContextManager]
 
 
 class MethodContext(Protocol):
@@ -51,7 +54,7 @@ class MethodContext(Protocol):
 
     def guided_grad(self) -> torch.Tensor: ...
 
-    def gradients(self, xs: torch.Tensor) -> torch.Tensor: ...
+    def gradients(self, xs: torch.Tensor, rules: Rules | None = None) -> torch.Tensor: ...
 
     def guided_gradients(self, xs: torch.Tensor) -> torch.Tensor: ...
 
