@@ -23,7 +23,7 @@ def method_panel(view: View) -> tuple[sc.MethodInfo, dict[str, Any], bool]:
     with st.container(border=True):
         family_row = st.container()
         pick, form, run = st.columns([1.2, 1, 1.1], gap="small", vertical_alignment="bottom")
-        info = params.method_picker(view.model.task, family_area=family_row, method_area=pick)
+        info = params.method_picker(view.model, family_area=family_row, method_area=pick)
         with form.popover("Parameters", icon=":material/tune:", width="stretch"):
             st.caption(info.description)
             values = params.form(info, layer_choices(view), view)

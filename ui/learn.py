@@ -17,7 +17,7 @@ def overview(view: View) -> None:
     """One row per method: family, what it needs, and its cost on the current model."""
     rows = []
     layers = view.model.layers()
-    for info in resources.methods(view.model.task):
+    for info in resources.methods(view.model):
         text, _ = results.estimate_text(view, info, params.defaults(info, layers))
         rows.append(
             {
@@ -29,10 +29,16 @@ def overview(view: View) -> None:
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")
+    missing = resources.unsupported(view.model)
+    if missing:
+        st.caption(
+            md(f"Not listed for {view.info.id}: ")
+            + "; ".join(f"**{md(m.title)}**: {md(why)}" for m, why in missing)
+        )
 
 
 def pick(view: View) -> sc.MethodInfo:
-    infos = resources.methods(view.model.task)
+    infos = resources.methods(view.model)
     by_id = {m.id: m for m in infos}
     state.default(
         state.LEARN_METHOD,

@@ -108,13 +108,13 @@ def _set_family_method(methods_by_family: dict[str, list[str]]) -> None:
 
 
 def method_picker(
-    task: str,
+    model: sc.LoadedModel,
     preferred: str | None = None,
     family_area: Any = None,
     method_area: Any = None,
 ) -> sc.MethodInfo:
     """Family (pills) then method (select box), optionally drawn in two containers; returns the method."""
-    infos = resources.methods(task)
+    infos = resources.methods(model)
     by_id = {m.id: m for m in infos}
     by_family: dict[str, list[str]] = {}
     for m in infos:

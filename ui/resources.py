@@ -100,9 +100,16 @@ def sample_bytes(sample_id: str) -> bytes | None:
     return found.path.read_bytes() if found is not None and found.path.is_file() else None
 
 
-def methods(task: str | None = None) -> list[sc.MethodInfo]:
-    """Methods (for a task), in family order."""
-    return sc.list_methods(task=task)
+def methods(model: sc.LoadedModel | None = None) -> list[sc.MethodInfo]:
+    """Methods that can explain `model` (its task, and what each method needs of the model: attention
+    methods a transformer), in family order; all of them without a model."""
+    return sc.list_methods(model=model)
+
+
+def unsupported(model: sc.LoadedModel) -> list[tuple[sc.MethodInfo, str]]:
+    """The methods of the model's task that cannot explain this model, each with the reason."""
+    found = ((m, m.unsupported(model)) for m in sc.list_methods(task=model.task))
+    return [(m, why) for m, why in found if why]
 
 
 def method(method_id: str) -> sc.MethodInfo | None:

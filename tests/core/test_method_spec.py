@@ -74,6 +74,28 @@ def test_methods_support_every_task_unless_they_say_otherwise(registered) -> Non
     assert "cam" not in cam_only and "gradcam" in cam_only  # CAM declares classification only
 
 
+def test_a_model_check_hides_the_method_for_models_it_cannot_explain_and_says_why(registered) -> None:
+    def needs_linear(model: sc.LoadedModel) -> str:
+        has = any(isinstance(m, torch.nn.Linear) for m in model.module.modules())
+        return "" if has else "Needs a model with a linear layer."
+
+    _register(registered, id="test_needs_linear", title="Needs linear", model_check=needs_linear)
+    engine = sc.Engine(device="cpu")
+    with_linear = engine.resolve(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2)))
+    conv_only = engine.resolve(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    )
+    assert "test_needs_linear" in {m.id for m in sc.list_methods(model=with_linear)}
+    assert "test_needs_linear" not in {m.id for m in sc.list_methods(model=conv_only)}
+    assert "test_needs_linear" in {m.id for m in sc.list_methods(task="classification")}
+    x = torch.rand(1, 3, 32, 32)
+    assert engine.attribute(with_linear, x, "test_needs_linear", 0).map.sum() == 32 * 32
+    with pytest.raises(sc.InvalidParameter, match="Needs a model with a linear layer"):
+        engine.attribute(conv_only, x, "test_needs_linear", 0)
+    with pytest.raises(sc.InvalidParameter, match="Needs a model with a linear layer"):
+        sc.submit(conv_only, x, "test_needs_linear", 0)
+
+
 def test_registration_checks_what_a_spec_declares(registered) -> None:
     with pytest.raises(ValueError, match="sign"):
         _register(registered, id="test_bad_sign", title="x", sign="sideways")

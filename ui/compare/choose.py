@@ -90,9 +90,7 @@ def parse_values(p: dict[str, Any], given: str) -> tuple[list[Any], list[str]]:
 
 
 def _sweep_variants(view: View) -> list[Variant]:
-    infos = [
-        m for m in resources.methods(view.model.task) if any(p["name"] != "batch_size" for p in m.params)
-    ]
+    infos = [m for m in resources.methods(view.model) if any(p["name"] != "batch_size" for p in m.params)]
     by_id = {m.id: m for m in infos}
     method_key = state.COMPARE_SWEEP_METHOD
     state.default(method_key, resources.first_featured("explore", list(by_id)), allowed=list(by_id))
@@ -136,7 +134,7 @@ def _sweep_variants(view: View) -> list[Variant]:
 
 def _targets_variants(view: View) -> list[Variant]:
     """One method for each of the first k predictions: how the map changes with what is explained."""
-    infos = [m for m in resources.methods(view.model.task) if m.needs_target]
+    infos = [m for m in resources.methods(view.model) if m.needs_target]
     if not infos:
         st.info("No method for this task explains a chosen target.")
         return []

@@ -36,7 +36,7 @@ def section(view: View) -> None:
     tests = dict(TESTS)
     if view.model.task != "classification":
         tests.pop("Random logit")
-    infos = resources.methods(view.model.task)
+    infos = resources.methods(view.model)
     by_id = {m.id: m for m in infos}
     layers = layer_choices(view)
     with st.container(border=True):

@@ -51,7 +51,7 @@ def choose_methods(
     It starts on the methods explored on this view (when at least two), else on `defaults`. Each method
     uses the parameters last set for it on Explore (defaults otherwise).
     """
-    infos = resources.methods(view.model.task)
+    infos = resources.methods(view.model)
     by_id = {m.id: m for m in infos}
     if not isinstance(st.session_state.get(key), list):
         explored = explored_methods(view, list(by_id))
