@@ -1,7 +1,11 @@
-"""Metrics of every attribution method on the demo model over held-out scenes, as a Markdown table.
+"""Metrics of every attribution method on a demo model over held-out scenes, as a Markdown table.
 
-``python -m saliency_core.metrics.report [--scenes 50] [--out docs/metrics_demo.md] [--steps 50]
-[--substrate blur] [--methods gradcam,rise] [--start SEED] [--weights default] [--sanity-scenes 10]``
+``python -m saliency_core.metrics.report [--model shapes_demo] [--scenes 50] [--out docs/metrics_demo.md]
+[--steps 50] [--substrate blur] [--methods gradcam,rise] [--start SEED] [--weights default]
+[--sanity-scenes 10]``
+
+The model is one trained on the synthetic scenes: the bundled CNN (`shapes_demo`, every method that can
+explain it) or the bundled ViT (`shapes_vit_demo`, for the transformer-attention methods among others).
 
 Each method explains the scene's true class (methods without a target get none). Deletion and insertion
 AUCs use the softmax probability of the true class; the pointing game (15 px) and energy pointing use the
@@ -124,21 +128,24 @@ def markdown(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def weights_digest(weights: str) -> str:
+def weights_digest(weights: str, model_id: str = "shapes_demo") -> str:
     """First 12 hex digits of the weights file's SHA-256 ("random" for random init)."""
     if weights == "random":
         return "random"
-    path = assets_dir() / "shapes_demo.safetensors" if weights == "default" else Path(weights)
+    path = assets_dir() / f"{model_id}.safetensors" if weights == "default" else Path(weights)
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="shapes_demo", help="a demo model trained on the scenes")
     p.add_argument("--scenes", type=int, default=50, help="number of held-out scenes")
     p.add_argument("--start", type=int, default=REPORT_SEED_START, help="first scene seed")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps")
     p.add_argument("--substrate", default="blur", choices=list(sc.metrics.SUBSTRATES))
-    p.add_argument("--methods", default="", help="comma-separated method ids (default: all)")
+    p.add_argument(
+        "--methods", default="", help="comma-separated method ids (default: all that explain the model)"
+    )
     p.add_argument("--weights", default="default", help='"default" (bundled), "random" or a weights file')
     p.add_argument("--out", type=Path, default=None, help="also write the table (Markdown) here")
     p.add_argument(
@@ -149,21 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] or [m.id for m in sc.list_methods()]
-    digest = weights_digest(args.weights)  # before loading: the file might be replaced while this runs
-    model = sc.load_model("shapes_demo", weights=None if args.weights == "random" else args.weights)
+    digest = weights_digest(args.weights, args.model)  # before loading: the file may change during the run
+    model = sc.load_model(args.model, weights=None if args.weights == "random" else args.weights)
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = chosen or [m.id for m in sc.list_methods(model=model)]
     seeds = list(range(args.start, args.start + args.scenes))
     began = time.perf_counter()
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     rows = evaluate(
         model, seeds, methods, args.steps, args.substrate, log, min(args.sanity_scenes, len(seeds))
     )
-    if weights_digest(args.weights) != digest:
+    if weights_digest(args.weights, args.model) != digest:
         print("The weights file changed during the run; run again.", file=sys.stderr)
         return 1
     table = markdown(rows)
     note = (
-        f"Demo model `shapes_demo` (weights: {args.weights}, sha256 {digest}), "
+        f"Demo model `{args.model}` (weights: {args.weights}, sha256 {digest}), "
         f"{len(seeds)} held-out scenes "
         f"(seeds {seeds[0]}..{seeds[-1]}), {args.steps} steps, {args.substrate} substrate, "
         f"sanity over the first {min(args.sanity_scenes, len(seeds))}; "
