@@ -279,7 +279,7 @@ def _fullgrad_model_check(model: LoadedModel) -> str:
 register(
     MethodSpec(
         id="fullgrad",
-        localises=True,
+        localises=False,  # its maximum misses the object on most demo scenes (see pitfalls)
         family="cam",
         title="FullGrad",
         description="Gradient × input plus, for every convolution and batch norm, the gradient at its output "
@@ -305,6 +305,9 @@ register(
                 "Every channel is normalised to [0, 1] on its own, so weak channels weigh as much as strong "
                 "ones; the official code normalises each layer as a whole, which gives a different map.",
                 "Absolute values: the map shows importance, not whether evidence is for or against the target.",
+                "Its maximum need not lie on the object: every channel of every layer reaches 1 after its own "
+                "normalisation, so early edge-like channels and the input term add sharp peaks on edges and "
+                "texture anywhere (on the demo model the peak misses the object in most scenes).",
             ),
             compare_with="gradient_x_input",
             paper="Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization "
