@@ -69,7 +69,11 @@ def _algorithm(image: np.ndarray, algorithm: str, count: int) -> np.ndarray:
 
     area = image.shape[0] * image.shape[1] / count  # pixels per wanted segment
     if algorithm == "slic":
-        return segmentation.slic(image, n_segments=count, compactness=10.0, start_label=0, channel_axis=-1)
+        # SLICO (slic_zero): the compactness adapts per cluster. Plain SLIC at a fixed compactness returns a
+        # single segment on a noisy texture (its fragments fall under the connectivity minimum, all merged).
+        return segmentation.slic(
+            image, n_segments=count, compactness=10.0, slic_zero=True, start_label=0, channel_axis=-1
+        )
     if algorithm == "felzenszwalb":
         # A larger scale merges more; min_size bounds the count at about 4x the wanted one.
         return segmentation.felzenszwalb(image, scale=area / 4, sigma=0.8, min_size=max(1, int(area / 4)))
