@@ -305,3 +305,57 @@ def test_a_cnn_is_refused_with_the_reason() -> None:
             sc.InvalidParameter, match="needs a vision transformer with self-attention blocks"
         ):
             engine.attribute(resnet, torch.rand(1, 3, 64, 64), method, 1)
+
+
+def _timm_copy_of(tv: nn.Module) -> nn.Module:
+    """timm's VisionTransformer with the weights of the small torchvision one, mapped by hand."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(
+        img_size=64,
+        patch_size=16,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=2.0,
+        num_classes=10,
+        global_pool="token",
+    ).eval()
+    src = tv.state_dict()
+    names = {
+        "patch_embed.proj": "conv_proj",
+        "cls_token": "class_token",
+        "pos_embed": "encoder.pos_embedding",
+        "norm": "encoder.ln",
+        "head": "heads.head",
+    }
+    for i in range(2):
+        block = f"encoder.layers.encoder_layer_{i}"
+        names |= {
+            f"blocks.{i}.norm1": f"{block}.ln_1",
+            f"blocks.{i}.norm2": f"{block}.ln_2",
+            f"blocks.{i}.attn.proj": f"{block}.self_attention.out_proj",
+            f"blocks.{i}.mlp.fc1": f"{block}.mlp.0",
+            f"blocks.{i}.mlp.fc2": f"{block}.mlp.3",
+        }
+    state = {}
+    for key in model.state_dict():
+        if ".attn.qkv." in key:
+            i, kind = key.split(".")[1], key.rpartition(".")[2]
+            state[key] = src[f"encoder.layers.encoder_layer_{i}.self_attention.in_proj_{kind}"]
+            continue
+        stem, _, leaf = key.rpartition(".")
+        state[key] = src[names[key]] if key in names else src[f"{names[stem]}.{leaf}"]
+    model.load_state_dict(state)
+    return model
+
+
+@pytest.mark.parametrize("method", ["attention_rollout", "chefer", "legrad"])
+def test_torchvision_and_timm_give_the_same_map_for_the_same_weights(method: str, image) -> None:
+    tv = _small_torchvision()
+    tm = _timm_copy_of(tv)
+    with torch.no_grad():
+        assert torch.allclose(tv(image), tm(image), atol=1e-5)  # the mapping is right
+    a, b = _run(tv, image, method, 4), _run(tm, image, method, 4)
+    # float32 rounding of two implementations (fused and explicit softmax, summation order)
+    assert torch.allclose(a.raw, b.raw, rtol=1e-4, atol=1e-6), (a.raw - b.raw).abs().max()
