@@ -237,9 +237,9 @@ _BASELINE_PITFALL = (
     "and the model may react to the patchwork itself rather than to the missing evidence."
 )
 _MAXIMUM_PITFALL = (
-    "The maximum need not lie on the object: most samples switch off half the segments at once, far from "
-    "natural images, and on the demo scenes the top segment is sometimes background (feature ablation, one "
-    "segment at a time, finds the object there)."
+    "The maximum is a whole segment, so it need not lie on the object: a segment straddling the object's "
+    "edge carries the peak off it, and which one wins changes with the segmentation (on the demo scenes the "
+    "default maps of all three methods peak off the object on one scene or another as SLIC's settings vary)."
 )
 _SEGMENT_PARAMS = {
     "segmentation": "SLIC follows colour edges with compact segments; Felzenszwalb follows edges with "
@@ -340,7 +340,6 @@ register(
 register(
     MethodSpec(
         id="feature_ablation",
-        localises=True,
         family="region",
         title="Feature ablation (superpixels)",
         description="Switches off one superpixel at a time (to the baseline) and records how much the "
@@ -361,6 +360,7 @@ register(
                 _BASELINE_PITFALL,
                 "One segment at a time: if two segments each suffice, removing either changes nothing and "
                 "both get zero (Kernel SHAP shares such redundant evidence).",
+                _MAXIMUM_PITFALL,
             ),
             compare_with="occlusion",
             paper="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks (occlusion); "
