@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 # that differ between the two images (and the chosen box may not be detected on the reference at all).
 DEEPLIFT_TASKS = ("classification", "segmentation", "salient_object")
 _NOTE_PIXELS = (
-    "Its map is pixel-level, like the gradient's: its single brightest pixel is not reliably on the "
-    "recognised object; read the overall pattern."
+    "Its map is pixel-level, like the gradient's: its maximum (the single brightest pixel) is not "
+    "reliably on the recognised object; read the overall pattern (the smoothed view helps)."
 )
 _PITFALL_FUNCTIONAL = (
     "The rule only replaces nonlinearity modules (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.SiLU, nn.GELU, "
@@ -153,6 +153,9 @@ register(
             },
             pitfalls=(
                 "There is no neutral reference: each one gives a different, equally 'complete' map.",
+                "Saturation is handled only relative to the reference: a unit that is flat at the input "
+                "but differs from the reference still passes credit (the gradient would pass none), yet a "
+                "unit whose input and reference both sit in its flat region passes nothing.",
                 _PITFALL_RESCALE,
                 _PITFALL_FUNCTIONAL,
                 "Detectors are not offered: their heads work on region proposals that differ between the "
