@@ -300,8 +300,9 @@ register(
             r"b^{\mathrm{BN}}_c = \beta_c - \frac{\mu_c \gamma_c}{\sqrt{\sigma^2_c + \epsilon}}",
             cost="One forward and one backward pass, whatever the depth.",
             pitfalls=(
-                "Only convolutions and batch norms count: biases of linear layers (and transformers, which "
-                "have little else) are left out, and a network without biases gives only gradient × input.",
+                "Only convolutions and batch norms count: biases of linear and layer-norm layers (ConvNeXt's "
+                "blocks, transformers, which have little else) are left out, so the decomposition is then "
+                "incomplete; a network without such biases gives only gradient × input.",
                 "Every channel is normalised to [0, 1] on its own, so weak channels weigh as much as strong "
                 "ones; the official code normalises each layer as a whole, which gives a different map.",
                 "Absolute values: the map shows importance, not whether evidence is for or against the target.",
