@@ -241,14 +241,28 @@ def test_the_timm_capture_restores_the_fused_kernel_even_after_a_failure(image) 
     assert [b.attn.fused_attn for b in model.blocks] == flags and hook_count(model) == 0
 
 
-@pytest.mark.parametrize("build", [_small_torchvision, _small_timm], ids=["torchvision", "timm"])
-def test_the_head_read_after_the_last_block_is_the_models_output(build, image) -> None:
+def _pooled_timm() -> nn.Module:
+    return _small_timm(class_token=False, global_pool="avg")
+
+
+@pytest.mark.parametrize(
+    ("build", "prefix", "cls"),
+    [(_small_torchvision, 1, True), (_small_timm, 1, True), (_pooled_timm, 0, False)],
+    ids=["torchvision", "timm", "timm-avg-pooled"],
+)
+def test_the_head_read_after_the_last_block_is_the_models_output(
+    build, prefix: int, cls: bool, image
+) -> None:
     model = build()
     with torch.no_grad(), AttentionCapture(model) as cap:
         out = model(image)
     assert torch.allclose(readout(model)(cap.tokens[-1]), out, atol=1e-6)
     geo = geometry(model, (64, 64), cap.maps[0].shape[-1])
-    assert (geo.prefix, geo.grid, geo.cls) == (1, (4, 4), True)
+    assert (geo.prefix, geo.grid, geo.cls) == (prefix, (4, 4), cls)
+    # without a class token the query is the mean patch row
+    matrix = torch.rand(16 + prefix, 16 + prefix)
+    expected = matrix[0] if cls else matrix[prefix:].mean(0)
+    assert torch.equal(geo.query_row(matrix), expected)
 
 
 def test_register_tokens_are_left_out_of_the_grid() -> None:
