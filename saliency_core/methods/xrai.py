@@ -8,13 +8,14 @@ image is covered. The map gives each pixel the density of the region that added 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .base import BATCH_SIZE, MethodSpec, Param, Passes, register
+from .base import BATCH_SIZE, CostInfo, MethodSpec, Param, Passes, register
 from .common import default_blur_sigma, gaussian_blur
 from .gradients import IG_RULES, ig_alphas
 from .lesson import Lesson
@@ -32,6 +33,7 @@ MIN_PIXEL_DIFF = 50  # a region adding fewer new pixels than this is dropped (PA
 BASELINES = ("black_white", "black", "zero", "blur")
 PAIR_RULE = "pair_riemann"  # PAIR's IG: `steps` points from baseline to input, both ends, each 1/steps
 RULES = (*IG_RULES, PAIR_RULE)
+Step = Callable[[float], None]  # called with the covered fraction after each region (progress, cancel)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def _density(values: np.ndarray, mask: np.ndarray) -> float:
 
 
 def select_full(
-    attr: np.ndarray, regions: list[Region], area_threshold: float = 1.0, step=None
+    attr: np.ndarray, regions: list[Region], area_threshold: float = 1.0, step: Step | None = None
 ) -> tuple[np.ndarray, int]:
     """PAIR's `_xrai`: repeatedly add the region whose not yet covered pixels have the highest mean
     attribution; each pixel gets that mean. Returns (map [H, W] float64, regions added). Only regions that
@@ -144,7 +146,7 @@ def select_full(
     return out, added
 
 
-def select_fast(attr: np.ndarray, regions: list[Region], step=None) -> tuple[np.ndarray, int]:
+def select_fast(attr: np.ndarray, regions: list[Region], step: Step | None = None) -> tuple[np.ndarray, int]:
     """PAIR's `_xrai_fast`: regions ranked once by their own mean attribution (overlaps ignored), then
     added in that order; each pixel gets the mean over the pixels its region added."""
     out = np.full(attr.shape, -np.inf)
@@ -174,7 +176,7 @@ def _fill_uncovered(out: np.ndarray, attr: np.ndarray) -> None:
 
 
 def select_regions(
-    attr: np.ndarray, regions: list[Region], algorithm: str, area_threshold: float, step=None
+    attr: np.ndarray, regions: list[Region], algorithm: str, area_threshold: float, step: Step | None = None
 ) -> tuple[np.ndarray, int]:
     """The greedy selection of `algorithm` ("full" or "fast") over the channel-reduced IG map [H, W]."""
     if algorithm == "fast":
@@ -244,7 +246,7 @@ def _xrai(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return raw, raw.clone()
 
 
-def _cost(p, info) -> Passes:
+def _cost(p: Mapping[str, Any], info: CostInfo) -> Passes:
     n = int(p["steps"]) * (2 if p["baselines"] == "black_white" else 1)
     return Passes(n, n, batched=n)
 
@@ -324,6 +326,10 @@ register(
             cost="One forward and one backward pass per IG step and baseline (2 x 16 by default); the "
             "segmentation and the region selection run on the CPU without the model.",
             params={
+                "steps": "IG points per baseline: the map only ranks regions by their mean attribution, so "
+                "a rough integral already ranks them as a precise one would; more steps cost linearly more.",
+                "rule": "pair_riemann reproduces PAIR's XRAI exactly (with steps=100: its default); "
+                "Gauss-Legendre is far more exact for the same passes.",
                 "baselines": "Black and white together keep dark and bright objects from getting zero "
                 "attribution merely for resembling one baseline.",
                 "algorithm": "fast sorts the regions once by their own density: much quicker on large images, "
