@@ -164,3 +164,27 @@ def _shapes_spec() -> ModelSpec:
 
 
 register(_shapes_spec())
+
+
+def _shapes_vit_spec() -> ModelSpec:
+    from ..zoo import shapes_vit
+
+    return ModelSpec(
+        id="shapes_vit_demo",
+        task="classification",
+        title="Shapes demo ViT (bundled, offline)",
+        build=lambda _weights: shapes_vit.build_shapes_vit(),
+        layers=shapes_vit.CAM_LAYERS,
+        preprocess=Preprocess(resize=224, crop=224, mean=tuple(shapes_vit.MEAN), std=tuple(shapes_vit.STD)),
+        categories=_shapes_categories,
+        bundled_weights=lambda: _assets() / "shapes_vit_demo.safetensors",
+        description=(
+            "A small hybrid torchvision VisionTransformer (the shapes CNN's conv stages as patch embedding, "
+            "then 4 attention blocks of 4 heads on 14x14 tokens) trained by this project on the synthetic "
+            "shape scenes; CAM layers are block norms as a token grid."
+        ),
+        reshape=_vit_reshape,
+    )
+
+
+register(_shapes_vit_spec())
