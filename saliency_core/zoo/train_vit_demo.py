@@ -12,8 +12,8 @@ label smoothing 0.1, gradient clipping at norm 1.
 
 The trunk (``conv_proj``'s ShapesNet stages) is loaded from ``assets/shapes_demo.safetensors`` and
 kept fixed (weights and batch-norm statistics); the 1x1 projection, position embedding, class token,
-encoder blocks and head are trained.  From labels alone, a plain or conv-stem ViT of this size stayed at
-chance here for 25k training images (measured: loss ln 6 at step 800).
+encoder blocks and head are trained.  From scratch, a conv-stem ViT of this size stayed at chance
+here for 25k training images (measured: loss ln 6 at step 800).
 
 Length: ``--steps N`` trains exactly N steps (deterministic for a given seed); otherwise ``--minutes M``
 times the first ``calibrate`` steps on this machine and fixes the step count that fits M minutes (the
