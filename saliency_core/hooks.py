@@ -58,7 +58,7 @@ class Capture:
         self.outputs: dict[str, torch.Tensor] = {}
 
 
-def _select(output: object, key: str) -> torch.Tensor:
+def select_output(output: object, key: str) -> torch.Tensor:
     """The entry `key` of a dict output, or the index `key` of a tuple/list output."""
     value: object = None
     if isinstance(output, dict):
@@ -76,7 +76,7 @@ def _select(output: object, key: str) -> torch.Tensor:
     return value
 
 
-def _replace(output: object, key: str | None, tensor: torch.Tensor) -> object:
+def replace_output(output: object, key: str | None, tensor: torch.Tensor) -> object:
     """The output with the selected tensor swapped for `tensor` (None: leave the output as it is)."""
     if isinstance(output, torch.Tensor):
         return tensor
@@ -122,13 +122,13 @@ def capture_layers(module: nn.Module, names: Sequence[str]) -> Iterator[Capture]
         key = split_layer(name)[1]
 
         def hook(_mod: nn.Module, _inputs: object, output: object) -> object:
-            tensor = _first_tensor(output) if key is None else _select(output, key)
+            tensor = _first_tensor(output) if key is None else select_output(output, key)
             capture.outputs[name] = tensor
             if not tensor.requires_grad:
                 return None
             # A later in-place op (ReLU(inplace=True)) would overwrite the captured tensor and
             # redirect its gradient; handing a copy downstream keeps the captured one intact.
-            return _replace(output, key, tensor.clone())
+            return replace_output(output, key, tensor.clone())
 
         return hook
 

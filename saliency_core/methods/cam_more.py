@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameter
-from ..hooks import _replace, _select, capture_layers, first_tensor, get_layer, split_layer
+from ..hooks import capture_layers, first_tensor, get_layer, replace_output, select_output, split_layer
 from .base import BATCH_SIZE, LAYER, CostInfo, MethodSpec, Passes, register
 from .common import upsample
 from .lesson import Lesson
@@ -81,10 +81,10 @@ def ablating(module: nn.Module, layer: str, state: _Ablation) -> Iterator[_Ablat
     key = split_layer(layer)[1]
 
     def hook(_mod: nn.Module, _inputs: object, output: object) -> object:
-        tensor = first_tensor(output) if key is None else _select(output, key)
+        tensor = first_tensor(output) if key is None else select_output(output, key)
         if tensor is None:
             raise InvalidParameter("The chosen layer does not output a tensor; pick another layer.")
-        replaced = _replace(output, key, state.apply(tensor))
+        replaced = replace_output(output, key, state.apply(tensor))
         if replaced is None:
             raise InvalidParameter(
                 "Ablation-CAM cannot replace this layer's output type; pick another layer."

@@ -22,7 +22,7 @@ _GRADIENT_NOTE = (
     "Its sign mostly follows the pixel colours, so the magnitude (sign: absolute) is usually shown."
 )
 # Why the pixel-gradient methods do not declare `localises` (tests/core/test_default_maps.py).
-_PIXEL_NOTE = (
+PIXEL_NOTE = (
     "Its brightest pixel is not reliably on the recognised object: on a small CNN such as the demo model "
     "the map marks the edges of every high-contrast shape, distractors included, and the background's "
     "texture. Read its overall pattern (a smoothed view helps), not its single maximum."
@@ -63,7 +63,7 @@ register(
             cost="One forward and one backward pass.",
             pitfalls=(
                 "Visually noisy: the gradient of a deep network fluctuates sharply from pixel to pixel.",
-                _PIXEL_NOTE,
+                PIXEL_NOTE,
                 "Saturation: where the score no longer changes (a confident prediction), important pixels can "
                 "have tiny gradients.",
                 "It answers 'what would change the score', not 'what made the score'.",
@@ -91,7 +91,7 @@ register(
             cost="One forward and one backward pass (the same pass as the plain gradient, so switching is free).",
             pitfalls=(
                 "Pixels whose input value is zero (after normalisation) get no attribution, however important.",
-                _PIXEL_NOTE,
+                PIXEL_NOTE,
                 "Strongly coloured regions dominate: part of the map is the image itself.",
             ),
             compare_with="edges_sobel",
@@ -231,7 +231,7 @@ register(
             },
             pitfalls=(
                 "Smoothing can make an unfaithful map look trustworthy.",
-                _PIXEL_NOTE,
+                PIXEL_NOTE,
                 "Maps depend on the seed at small sample counts.",
             ),
             paper="Smilkov et al. 2017, SmoothGrad",
@@ -351,7 +351,7 @@ register(
             },
             pitfalls=(
                 "There is no neutral baseline: different baselines give different, equally 'correct' maps.",
-                _PIXEL_NOTE,
+                PIXEL_NOTE,
                 "Too few steps break completeness; the sum no longer matches the score difference.",
             ),
             paper="Sundararajan, Taly & Yan 2017, Axiomatic Attribution for Deep Networks",

@@ -15,7 +15,7 @@ import torch
 from ..errors import InvalidParameter
 from .base import BATCH_SIZE, SEED, MethodSpec, Param, Passes, register
 from .common import channel_sum
-from .gradients import IG_BASELINES, ig_baseline
+from .gradients import IG_BASELINES, PIXEL_NOTE, ig_baseline
 from .lesson import Lesson
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ register(
                 "baseline": "As for Integrated Gradients: the baseline decides what 'absent' means.",
             },
             pitfalls=(
+                PIXEL_NOTE,
                 "The path depends on the gradients, so the steps run one at a time: no batching, and on a "
                 "fast device it is slower than Integrated Gradients with the same steps.",
                 "Completeness holds only as well as the Riemann sum: check completeness_delta, raise steps.",
@@ -351,6 +352,7 @@ register(
                 "fastest; note that it ends the path at sqrt(max_sigma), not max_sigma.",
             },
             pitfalls=(
+                PIXEL_NOTE,
                 "The start of the path is a blurred image, not 'nothing': a model that recognises the "
                 "blurred object gets little attribution for it (check score_difference).",
                 "The first step (sigma 0 to a tiny sigma) contributes nothing: a Gaussian that narrow is "

@@ -16,3 +16,16 @@ def resnet() -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def image() -> torch.Tensor:
     return torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def vit() -> torch.nn.Module:
+    """A small random-init torchvision ViT (64 px, 4x4 patches of 16) for the attention methods, with a
+    non-zero head (torchvision starts it at zero, which would make every gradient zero)."""
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(
+        image_size=64, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10
+    )
+    with torch.no_grad():
+        model.heads.head.weight.normal_(0, 0.2)
+    return model.eval()

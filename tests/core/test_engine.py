@@ -11,17 +11,35 @@ from known_models import TinyCam
 
 import saliency_core as sc
 from saliency_core.hooks import hook_count
+from saliency_core.methods import get_method
 
 FAST_PARAMS = {
     "smoothgrad": {"samples": 3},
     "integrated_gradients": {"steps": 4},
     "occlusion": {"patch": 32, "stride": 32},
     "rise": {"masks": 6, "cell": 16},
+    "gradient_shap": {"samples": 4},
+    "deeplift_shap": {"baselines": 2},
+    "guided_ig": {"steps": 8},
+    "blur_ig": {"steps": 8},
+    "ablation_cam": {"layer": "layer1"},
+    "lime": {"samples": 16, "segments": 8},
+    "kernel_shap": {"samples": 16, "segments": 8},
+    "feature_ablation": {"segments": 8},
+    "xrai": {"steps": 4},
 }
 
 
 def _all_methods() -> list[str]:
     return [m.id for m in sc.list_methods()]
+
+
+def _network(method: str, resnet: torch.nn.Module, vit: torch.nn.Module) -> torch.nn.Module:
+    """The ResNet-18, or the small ViT for the methods that say they cannot explain a CNN."""
+    for network in (resnet, vit):
+        if not get_method(method).unsupported(sc.Engine(device="cpu").resolve(network)):
+            return network
+    raise AssertionError(f"{method} explains neither the ResNet nor the ViT")
 
 
 def _snapshot(module: torch.nn.Module) -> dict:
@@ -45,13 +63,14 @@ def _assert_unchanged(module: torch.nn.Module, before: dict) -> None:
 
 
 @pytest.mark.parametrize("method", _all_methods())
-def test_every_method_leaves_no_hook_and_an_unchanged_model(resnet, image, method) -> None:
+def test_every_method_leaves_no_hook_and_an_unchanged_model(resnet, vit, image, method) -> None:
     engine = sc.Engine(device="cpu")
-    before = _snapshot(resnet)
-    a = engine.attribute(resnet, image, method, 3, **FAST_PARAMS.get(method, {}))
+    network = _network(method, resnet, vit)
+    before = _snapshot(network)
+    a = engine.attribute(network, image, method, 3, **FAST_PARAMS.get(method, {}))
     assert a.map.shape == (64, 64) and a.map.dtype == torch.float32 and a.map.device.type == "cpu"
     assert torch.isfinite(a.map).all()
-    _assert_unchanged(resnet, before)
+    _assert_unchanged(network, before)
 
 
 class Boom(RuntimeError):
@@ -185,14 +204,15 @@ def test_eight_threads_on_one_shared_model_give_the_serial_results(resnet, image
 
 
 @pytest.mark.parametrize("method", _all_methods())
-def test_estimate_matches_the_passes_made(resnet, image, method) -> None:
+def test_estimate_matches_the_passes_made(resnet, vit, image, method) -> None:
     engine = sc.Engine(device="cpu")
+    network = _network(method, resnet, vit)
     params = dict(FAST_PARAMS.get(method, {}))
     if method == "scorecam":
         params["layer"] = "layer4"
-    estimate = engine.estimate(resnet, method, params, x=image)
+    estimate = engine.estimate(network, method, params, x=image)
     # A fresh engine: the estimate's speed probe cached the input's output, which saves a run one pass.
-    a = sc.Engine(device="cpu").attribute(resnet, image, method, 3, **params)
+    a = sc.Engine(device="cpu").attribute(network, image, method, 3, **params)
     assert (estimate.forward_passes, estimate.backward_passes) == (a.forward_passes, a.backward_passes)
 
 

@@ -108,6 +108,7 @@ def test_method_schemas_are_complete_and_their_defaults_valid() -> None:
                     p["max"] is None or p["default"] <= p["max"]
                 )
     assert {m.id for m in methods if not m.needs_target} == {
+        "attention_rollout",
         "eigencam",
         "edges_sobel",
         "edges_canny",
