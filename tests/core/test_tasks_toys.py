@@ -28,6 +28,14 @@ FAST = {
     "integrated_gradients": {"steps": 4},
     "occlusion": {"patch": 32, "stride": 32},
     "rise": {"masks": 8, "cell": 24},
+    "gradient_shap": {"samples": 4},
+    "deeplift_shap": {"baselines": 2},
+    "guided_ig": {"steps": 8},
+    "blur_ig": {"steps": 8},
+    "lime": {"samples": 16, "segments": 8},
+    "kernel_shap": {"samples": 16, "segments": 8},
+    "feature_ablation": {"segments": 8},
+    "xrai": {"steps": 4},
 }
 
 
@@ -114,6 +122,13 @@ def test_every_method_of_a_task_runs_and_leaves_no_hook(engine, models, image, t
         a = engine.attribute(model, image, method.id, _target(task), **FAST.get(method.id, {}))
         assert a.map.shape == (SIZE, SIZE) and torch.isfinite(a.map).all(), method.id
     assert hook_count(model.module) == 0
+    offered = {m.id for m in methods}
+    for info in sc.list_methods():
+        if info.id not in offered:  # the others say why, in a sentence the UI can show
+            why = info.unsupported(model)
+            assert len(why) > 20 and why.endswith("."), (info.id, why)
+            with pytest.raises(sc.InvalidParameter):
+                engine.attribute(model, image, info.id, _target(task))
 
 
 def test_keypoint_predictions_carry_the_skeleton(models, image) -> None:
