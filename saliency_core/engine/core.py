@@ -104,11 +104,15 @@ class Engine(ModelLoader, CostModel):
         request = (spec, method, x, resolved, progress, cancel, use_cache, started)
         with model.lock:
             try:
-                return self._attribute(model, target, *request)
+                result = self._attribute(model, target, *request)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 where = model.device.type
+            else:
+                if not result.cached:
+                    self.calibrate(model, method, resolved, x, result.compute_seconds)
+                return result
             # Out of the except block, so the failed run's tensors (held by the traceback) are freed.
             free_memory(model.device)
             if not has_cpu_fallback(model.device):

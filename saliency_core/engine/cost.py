@@ -4,8 +4,9 @@ before any pass), and batch sizes from the batch memory limit."""
 
 from __future__ import annotations
 
+import statistics
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,10 @@ class ActivationMeter:
                 self.grad = self.grad or tensor.requires_grad
 
 
+MIN_CALIBRATED_SECONDS = 0.02
+MAX_FACTOR = 50.0
+
+
 class CostModel(SpeedModel):
     """The Engine's estimates: a mixin that needs `self.device` and `self.resolve` (see ModelLoader)."""
 
@@ -70,6 +75,10 @@ class CostModel(SpeedModel):
     def __init__(self) -> None:
         SpeedModel.__init__(self)
         self._channels: dict[tuple[str, str], int] = {}  # (model id, layer) -> channels
+        # (model key, method, input size) -> measured / predicted seconds of its runs: work outside the
+        # model's passes (segmentations, a path's float64 steps, modified backward rules) is learned
+        self._method_factor: dict[tuple, float] = {}
+        self._method_ratios: dict[tuple, deque[float]] = {}
         self._memory: OrderedDict[tuple, BatchMemory] = OrderedDict()
         self._memory_lock = threading.Lock()
 
@@ -97,7 +106,26 @@ class CostModel(SpeedModel):
         timed = self._time_passes(model, shaped, resolved, passes)
         if timed is None:
             return Estimate(forward, backward, None)
-        return Estimate(forward, backward, timed[0], from_probe=timed[1])
+        factor = self._method_factor.get((model.key, method, size), 1.0)
+        return Estimate(forward, backward, timed[0] * factor, from_probe=timed[1])
+
+    def calibrate(
+        self, model: LoadedModel, method: str, resolved: Mapping[str, Any], x: torch.Tensor, seconds: float
+    ) -> None:
+        """Learn how far a finished run of `method` took from what its passes predict (the passes'
+        speeds are recorded separately, per batch): the next estimate of it is scaled by that."""
+        spec = get_method(method)
+        size = tuple(x.shape[-2:])
+        passes = spec.cost(resolved, self._cost_info(model, resolved, size, x))
+        timed = self._time_passes(model, x, resolved, passes)
+        if timed is None or timed[0] < MIN_CALIBRATED_SECONDS:
+            return  # too short: fixed costs and timer noise would decide the factor
+        measured = min(max(seconds / timed[0], 1 / MAX_FACTOR), MAX_FACTOR)
+        key = (model.key, method, size)
+        # The median of the last three runs: a first, cold run (lazy imports, allocations) does not last.
+        recent = self._method_ratios.setdefault(key, deque(maxlen=3))
+        recent.append(measured)
+        self._method_factor[key] = statistics.median(recent)
 
     def _time_passes(
         self, model: LoadedModel, x: torch.Tensor, resolved: Mapping[str, Any], passes: tuple[int, int]

@@ -64,7 +64,7 @@ def test_before_any_pass_the_estimate_has_seconds_from_a_probe(demo) -> None:
 
 
 def _cases() -> list[tuple[str, dict]]:
-    methods = [m.id for m in sc.list_methods(task="classification")]
+    methods = [m.id for m in sc.list_methods(model=sc.Engine(device="cpu").load_model("shapes_demo"))]
     cases = [(m, LIGHT.get(m, {})) for m in methods]
     return cases + [(m, p) for m, p in HEAVIER.items() if m in methods]
 
