@@ -12,6 +12,7 @@ before every run, so no pass is reused from an earlier run. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "gradcam,gradcam_pp,scorecam,eigencam,reuse",
     )
     p.add_argument("--quick", action="store_true", help="smaller input (128 px) and one timed run per method")
+    p.add_argument("--json", default="", metavar="PATH", help="also write the ratios as JSON to PATH")
     args = p.parse_args(argv)
     if args.quick:
         explicit = set(argv if argv is not None else sys.argv[1:])
@@ -296,6 +298,48 @@ def main(argv: list[str] | None = None) -> None:
             f"  ours total {ours_total:.3f}s, pytorch-grad-cam total {theirs_total:.3f}s, "
             f"ratio ours/anchor {ours_total / theirs_total:.2f}"
         )
+        rows.append(
+            Row(
+                "engine reuse (" + " -> ".join(sequence) + ")",
+                "pytorch-grad-cam",
+                ours_total,
+                theirs_total,
+                1,
+            )
+        )
+    emit_json(report(args.model, args.size, engine.describe_device(), rows), args.json)
+
+
+def report(model: str, size: int, device: str, rows: list[Row], **extra: object) -> dict[str, object]:
+    """The JSON form of a bench's result: what ran where, and one row per comparison.
+
+    `ratio` is ours / anchor seconds, as in the table (below 1: ours is faster)."""
+    return {
+        "device": device,
+        "torch": torch.__version__,
+        "model": model,
+        "size": size,
+        "rows": [
+            {
+                "method": r.method,
+                "ours_s": round(r.ours, 6),
+                "anchor": r.anchor,
+                "anchor_s": round(r.theirs, 6),
+                "ratio": round(r.ours / r.theirs, 4) if r.theirs > 0 else None,
+            }
+            for r in rows
+        ],
+        **extra,
+    }
+
+
+def emit_json(payload: dict[str, object], path: str = "") -> None:
+    """Print the payload as one JSON line (the last line of the output) and write it to `path` if given."""
+    text = json.dumps(payload, separators=(",", ":"))
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    print(text, flush=True)
 
 
 def _version(package: str) -> str:
