@@ -21,6 +21,7 @@ from ..models.loaded import LoadedModel
 from ..targets import Target
 from .cost import device_batch_size
 from .inputs import detach, should_cancel
+from .precision import as_float32, forward_precision
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -263,13 +264,30 @@ class RunContext:
         target = self.target
         assert target is not None
         self._batch_grad = self._batch_grad or False
+        adapter = self.model.adapter
+
+        def scored(out: Any) -> torch.Tensor:
+            values = score(out) if score is not None else adapter.perturbation_score(target, out)
+            return values.detach().float()
+
         start = time.perf_counter()
-        with torch.no_grad():
-            out = self.model.forward(xs)
-            values = score(out) if score is not None else self.model.adapter.perturbation_score(target, out)
+        # Forward-only, so inference mode: no autograd bookkeeping. Nothing made here is kept but the
+        # scores, cloned out of it below, so no inference tensor can meet autograd later.
+        # The batch that measures this model's memory runs in float32: the budget it sets also sizes
+        # gradient batches, and half precision would halve what it sees.
+        measuring = self.engine.budget_batch_size(self.model, self.x, False) is None
+        with torch.inference_mode():
+            with forward_precision(self.model, enabled=not measuring) as policy:
+                out = self.model.forward(policy.prepare(xs))
+            values = scored(as_float32(out) if policy.active else out)
+            # float16 overflows past 65504: a batch with a non-finite score is redone in float32.
+            if policy.active and not bool(torch.isfinite(values).all()):
+                values = scored(self.model.forward(xs))
+        if policy.active:
+            self.note(policy.note())
         self._record("forward", start, xs)
         self._count(len(xs), 0)
-        return values.detach().float()
+        return values.clone()
 
     def for_batches(self, total: int, body: Callable[[int, int], None], message: str) -> None:
         """Call `body(start, stop)` over [0, total) in batches, with progress and cancellation.

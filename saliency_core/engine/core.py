@@ -65,9 +65,13 @@ class Engine(ModelLoader, CostModel):
         found = self.cache.get(key) if use_cache else None
         if found is not None:
             return found, False
-        with model.lock, torch.no_grad():
+        with model.lock:
             start = time.perf_counter()
-            found = inputs.detach(model.forward(x))
+            with torch.inference_mode():
+                out = model.forward(x)
+            # Copied out of inference mode: targets bound to the output (a predicted mask, a box) enter
+            # gradient passes later, which inference tensors cannot.
+            found = _copy(out)
             self.record_speed(model, "forward", time.perf_counter() - start, len(x), tuple(x.shape))
         self.forward_count += 1
         if use_cache:

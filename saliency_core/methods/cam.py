@@ -241,7 +241,9 @@ def first_component(a: torch.Tensor) -> torch.Tensor:
 
 def _eigencam(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     a = ctx.activations(ctx.params["layer"])[0]
-    raw = first_component(a.float().cpu()).to(a.device)
+    # The SVD runs where the activations are, in float64; MPS has no float64, so there on the CPU.
+    where = torch.device("cpu") if a.device.type == "mps" else a.device
+    raw = first_component(a.float().to(where)).to(a.device)
     return raw, upsample(raw, tuple(ctx.x.shape[-2:]))
 
 
