@@ -136,7 +136,8 @@ def attribute(
 ) -> Attribution:
     """One saliency map of `target` for input x [1, C, H, W] by `method` (see `list_methods()` for params).
 
-    Also accepts `progress=callable(fraction, message)`, `cancel=callable() -> bool | threading.Event`
+    Also accepts `progress=callable(fraction, message)`, `cancel=callable() -> bool | threading.Event`,
+    `preview=callable(partial_map, label)` (progressive methods hand over coarse maps while they refine)
     and `use_cache=False` (recompute everything, shared needs included).
     """
     return get_engine().attribute(model, x, method, target, **params)

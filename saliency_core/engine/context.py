@@ -16,7 +16,7 @@ from ..device import free_memory, is_out_of_memory
 from ..errors import Cancelled, InvalidParameter
 from ..hooks import capture_layers, guided_relus
 from ..limits import limits
-from ..methods.context import CancelFn, ProgressFn, Rules
+from ..methods.context import CancelFn, PreviewFn, ProgressFn, Rules
 from ..models.loaded import LoadedModel
 from ..targets import Target
 from .cost import device_batch_size
@@ -74,6 +74,17 @@ class RunContext:
             self._progress(min(1.0, done / max(total, 1)), message)
         if should_cancel(self._cancel):
             raise Cancelled("Cancelled.")
+
+    @property
+    def wants_preview(self) -> bool:
+        """Whether someone watches partial maps (a progressive method skips building them otherwise)."""
+        return getattr(self._progress, "preview", None) is not None
+
+    def preview(self, saliency: torch.Tensor, label: str) -> None:
+        """Hand a partial map [H, W] (and what produced it) to the watcher, as a CPU copy."""
+        show = getattr(self._progress, "preview", None)
+        if show is not None:
+            show(saliency.detach().to("cpu", torch.float32, copy=True), label)
 
     def count_passes(self, forward: int, backward: int = 0) -> None:
         """Count passes a method made itself (e.g. a baseline's score)."""
@@ -359,6 +370,23 @@ class RunContext:
         retry = self.engine.record_out_of_memory(self.model, self.x, grad, failed)
         self._retry_size = min(retry, self._retry_size or retry)
         self._failed_size = self._failed_size or failed
+
+
+class Reporter:
+    """A progress function that also takes partial maps: what `RunContext.preview` looks for."""
+
+    def __init__(self, progress: ProgressFn | None, preview: PreviewFn) -> None:
+        self._progress = progress
+        self.preview = preview
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self._progress is not None:
+            self._progress(fraction, message)
+
+
+def with_preview(progress: ProgressFn | None, preview: PreviewFn | None) -> ProgressFn | None:
+    """`progress`, carrying `preview` along when one is given."""
+    return progress if preview is None else Reporter(progress, preview)
 
 
 def _grad_or_zeros(score: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

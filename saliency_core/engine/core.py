@@ -26,11 +26,11 @@ from ..device import (
 )
 from ..errors import InvalidParameter, ResourceLimit
 from ..methods.base import MethodSpec, get_method
-from ..methods.context import CancelFn, ProgressFn
+from ..methods.context import CancelFn, PreviewFn, ProgressFn
 from ..models.loaded import LoadedModel
 from ..targets import ClassTarget, Target, as_target
 from . import inputs, jobs
-from .context import RunContext
+from .context import RunContext, with_preview
 from .cost import CostModel
 from .loading import ModelLoader, cpu_copy
 from .results import Attribution
@@ -92,11 +92,13 @@ class Engine(ModelLoader, CostModel):
         *,
         progress: ProgressFn | None = None,
         cancel: CancelFn | threading.Event | None = None,
+        preview: PreviewFn | None = None,
         use_cache: bool = True,
         **params: Any,
     ) -> Attribution:
         """Compute (or fetch from the cache) one saliency map; see `saliency_core.attribute`."""
         started = time.perf_counter()
+        progress = with_preview(progress, preview)
         model = self.resolve(model)
         spec = get_method(method)
         why_not = spec.unsupported(model)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], message)
 CancelFn = Callable[[], bool]  # True: stop at the next progress report
+# (partial map [H, W] on the CPU, what produced it: "coarse: 49 of 729 windows"); shown while a method refines
+PreviewFn = Callable[[torch.Tensor, str], None]
 Cancel = CancelFn | threading.Event
 # module -> a context manager that changes the backward pass while open (guided ReLUs, LRP rules)
 Rules = Callable[[torch.nn.Module], AbstractContextManager]
@@ -29,7 +31,8 @@ class MethodContext(Protocol):
 
     Needs (`output`, `input_grad`, `layer`, `activations`, `guided_grad`) are computed at most once per
     (model, image, target, layer) and shared by every method; batched work (`gradients`, `scores`) is
-    counted as model passes. `step` and `for_batches` report progress and raise `Cancelled` when asked.
+    counted as model passes. `step` and `for_batches` report progress and raise `Cancelled` when asked;
+    `preview` hands a partial map to whoever watches (a progressive method refining in place).
     """
 
     x: torch.Tensor  # [1, C, H, W] on the model's device
@@ -39,6 +42,11 @@ class MethodContext(Protocol):
     extras: dict[str, Any]  # method-specific diagnostics copied into Attribution.extras
 
     def step(self, done: int, total: int, message: str = "") -> None: ...
+
+    def preview(self, saliency: torch.Tensor, label: str) -> None: ...
+
+    @property
+    def wants_preview(self) -> bool: ...
 
     def for_batches(self, total: int, body: Callable[[int, int], None], message: str) -> None: ...
 

@@ -12,58 +12,27 @@ import torch.nn.functional as F
 from ..errors import InvalidParameter
 from ..targets import ClassTarget
 from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, Passes, register
-from .common import BatchDraws, default_blur_sigma, gaussian_blur
+from .common import BatchDraws
 from .lesson import Lesson
+from .occlusion import adaptive_windows, occlusion_baseline, occlusion_map, plain_scorer
+from .occlusion_grid import window_starts
+
+__all__ = ["occlusion_baseline", "rise_masks", "window_starts"]
 
 if TYPE_CHECKING:
     from .context import MethodContext
 
 
-def window_starts(size: int, patch: int, stride: int) -> list[int]:
-    """Window offsets along one axis; the last window may hang over the edge (as captum slides)."""
-    count = math.ceil(max(size - patch, 0) / stride) + 1
-    return [i * stride for i in range(count)]
-
-
-def occlusion_baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "zero":
-        return torch.zeros_like(x)
-    if kind == "mean":
-        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-    return gaussian_blur(x, default_blur_sigma(x))
-
-
 def _occlusion(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
-    p = ctx.params
-    x = ctx.x
-    _, _, h, w = x.shape
-    patch, stride = int(p["patch"]), int(p["stride"])
-    if patch > min(h, w):
-        raise InvalidParameter(f"The occlusion patch ({patch} px) is larger than the image ({w}x{h}).")
-    baseline = occlusion_baseline(x, p["baseline"])
-    windows = [(y, xx) for y in window_starts(h, patch, stride) for xx in window_starts(w, patch, stride)]
-    reference = ctx.model.adapter.perturbation_score(ctx.target, ctx.output())[0].float()
-    total = torch.zeros(h, w, device=x.device)
-    count = torch.zeros(h, w, device=x.device)
-
-    def body(start: int, stop: int) -> None:
-        batch = x.repeat(stop - start, 1, 1, 1)
-        for j, (y, xx) in enumerate(windows[start:stop]):
-            batch[j, :, y : y + patch, xx : xx + patch] = baseline[0, :, y : y + patch, xx : xx + patch]
-        drops = reference - ctx.scores(batch).to(x.device)
-        for j, (y, xx) in enumerate(windows[start:stop]):
-            total[y : y + patch, xx : xx + patch] += drops[j]
-            count[y : y + patch, xx : xx + patch] += 1
-
-    ctx.for_batches(len(windows), body, "Occlusion windows")
-    raw = total / count.clamp(min=1)
+    raw = occlusion_map(ctx, lambda baseline, patch: plain_scorer(ctx, baseline, patch))
     return raw, raw.clone()
 
 
 def _occlusion_cost(p: Mapping[str, Any], info: CostInfo) -> tuple[int, int]:
     h, w = info.size
     patch, stride = int(p["patch"]), int(p["stride"])
-    windows = len(window_starts(h, patch, stride)) * len(window_starts(w, patch, stride))
+    ny, nx = len(window_starts(h, patch, stride)), len(window_starts(w, patch, stride))
+    windows = adaptive_windows(ny, nx, float(p["budget"])) if p["mode"] == "adaptive" else ny * nx
     return Passes(windows + 1, 0, batched=windows)  # and the unoccluded reference
 
 
@@ -102,6 +71,24 @@ register(
                 "zero",
                 "What hides a region: the all-zero input, the image's mean colour, or a blurred copy.",
                 choices=("zero", "mean", "blur"),
+            ),
+            Param(
+                "mode",
+                "choice",
+                "exact",
+                "exact: every window, coarse ones first, so a rough map shows early and sharpens in place; "
+                "adaptive (approximate): a coarse grid of windows, then only where it changes, the rest "
+                "interpolated.",
+                choices=("exact", "adaptive"),
+            ),
+            Param(
+                "budget",
+                "float",
+                0.1,
+                "Adaptive mode: the share of the windows computed (half on the coarse grid).",
+                min=0.02,
+                max=1.0,
+                step=0.01,
             ),
             BATCH_SIZE,
         ),
@@ -168,6 +155,8 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
 
     total = torch.zeros(h, w, device=x.device)
     score_sum = torch.zeros((), device=x.device)
+    # Progressive: the running map after 10% of the masks, then refined in place (the final map is the same).
+    marks = [m for m in (round(n * f) for f in PREVIEW_AT) if 0 < m < n]
 
     def body(start: int, stop: int) -> None:
         nonlocal score_sum
@@ -176,8 +165,13 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
         scores = ctx.scores(x * m + black * (1 - m), score_fn).to(x.device)
         total.add_((scores[:, None, None] * masks).sum(0))
         score_sum = score_sum + scores.sum()
+        if marks and stop >= marks[0] and ctx.wants_preview:
+            while marks and stop >= marks[0]:
+                marks.pop(0)
+            ctx.preview(total / (stop * p) - score_sum / stop, f"{stop} of {n} masks, refining")
 
     ctx.for_batches(n, body, "RISE masks")
+    ctx.extras["mode"] = "progressive"
     raw = total / (n * p)
     # raw is the paper's E[S · m(u)] / p: about the mean masked score everywhere, plus the pixel's effect.
     # The paper's figures stretch it min-max; the map subtracts that mean score instead, so it is signed
@@ -185,6 +179,7 @@ def _rise(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
     return raw, raw - score_sum / n
 
 
+PREVIEW_AT = (0.1, 0.25, 0.5, 0.75)  # shares of the masks after which a watcher sees the running map
 DETECTOR_RISE_MASKS = 200  # each pass runs a whole detector
 DENSE_RISE_MASKS = 300
 

@@ -53,9 +53,15 @@ class FakeContext:
         self._batch = batch  # small, so that batched methods are checked across batch boundaries
         self.steps: list[tuple[int, int]] = []
         self.passes = [0, 0]
+        self.previews: list[tuple[torch.Tensor, str]] = []
 
     def step(self, done: int, total: int, message: str = "") -> None:
         self.steps.append((done, total))
+
+    wants_preview = True  # so progressive methods build their partial maps here too
+
+    def preview(self, saliency: torch.Tensor, label: str) -> None:
+        self.previews.append((saliency.clone(), label))
 
     def for_batches(self, total: int, body: Callable[[int, int], None], message: str) -> None:
         for start in range(0, total, self._batch):
