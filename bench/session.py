@@ -105,6 +105,9 @@ class Ours:
         self.picture: np.ndarray | None = None
         self.shown: np.ndarray | None = None
         self.notes: dict[str, tuple[str, ...]] = {}
+        self.paths: dict[
+            str, dict[str, Any]
+        ] = {}  # how occlusion ran (mode, incremental), as the engine says
 
     def run(self, step: Step) -> None:
         if step.name == "load image":
@@ -119,6 +122,8 @@ class Ours:
         elif step.method:
             a = sc.attribute(self.lm, self.x, step.method, self.target, **step.params)
             self.map, self.notes[step.name] = a.map, a.notes
+            if step.method == "occlusion":
+                self.paths[step.name] = {k: a.extras[k] for k in ("mode", "incremental") if k in a.extras}
             self.shown = viz.overlay(self.picture, viz.normalise(a.map, "positive"), "inferno")
         else:  # colormap change: the map already shown, drawn with another colormap
             self.shown = viz.overlay(self.picture, viz.normalise(self.map, "positive"), "viridis")
@@ -252,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     print("our images through the model per step: " + ", ".join(f"{n} {p[0]}" for n, p in passes.items()))
     print("anchors' images per step:             " + ", ".join(f"{n} {p[1]}" for n, p in passes.items()))
     for name, notes in ours.notes.items():
-        if notes and name.startswith("occlusion"):
-            print(f"  {name}: " + " ".join(notes))
+        if name.startswith("occlusion"):
+            print(f"  {name}: {ours.paths.get(name) or 'plain'} " + " ".join(notes))
     speedup = theirs_total / ours_total
     print(
         f"session total: ours {ours_total:.2f}s, anchors {theirs_total:.2f}s, ratio ours/anchor "
@@ -276,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         reuse_passes=reused,
         reuse_ok=ok,
         occlusion_notes={k: list(v) for k, v in ours.notes.items() if k.startswith("occlusion")},
+        occlusion_paths=ours.paths,
     )
     emit_json(payload, args.json)
     return 0 if ok else 1
