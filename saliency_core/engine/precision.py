@@ -31,8 +31,12 @@ ENV_VAR = "SALIENCY_PRECISION"
 CHOICES = ("auto", "fp32")
 FAST_TASKS = frozenset({"classification", "segmentation", "salient_object"})
 # Relative L2 distance of a map to its float32 map (||m - m32|| / ||m32||), per autocast dtype: what the
-# tests hold the demo model and ResNet-18 to. bfloat16 keeps 8 mantissa bits to float16's 11, hence looser.
-TOLERANCE: dict[torch.dtype, float] = {torch.float16: 1e-2, torch.bfloat16: 3e-2}
+# tests hold the demo CNN (and, on CUDA, ResNet-18's RISE and Score-CAM) to. Measured on the CPU, demo CNN
+# at 112 px: float16 2.8e-3 (occlusion), 3.2e-3 (RISE), 9e-5 (Score-CAM). bfloat16 keeps 8 mantissa bits
+# to float16's 11 and only runs where forced (CPU tests): 1.9e-2, 2.8e-2, 4.6e-4, hence the looser bound.
+# Not claimed: maps whose contrast is at float16's resolution of the score (a random-init ResNet-18's
+# occlusion drops, ~1% of its logit: 1.7e-2 measured).
+TOLERANCE: dict[torch.dtype, float] = {torch.float16: 1e-2, torch.bfloat16: 5e-2}
 MIN_SPEARMAN = 0.99
 _DTYPE_NAMES = {torch.float16: "float16", torch.bfloat16: "bfloat16"}
 

@@ -15,6 +15,23 @@ def upsample(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(raw[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
+def shifted_upsample(
+    grids: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int], cell: int
+) -> torch.Tensor:
+    """Coarse grids [N, gh, gw] bilinearly upsampled by `cell` and each cropped to `size` at its own
+    (dy, dx) in shifts [N, 2]: RISE's masks, made in one batch on the grids' device (so only the small
+    grids cross from a CPU generator to an accelerator, not N full-size masks)."""
+    n, gh, gw = grids.shape
+    h, w = size
+    up = F.interpolate(
+        grids[:, None].float(), size=(gh * cell, gw * cell), mode="bilinear", align_corners=False
+    )
+    shifts = shifts.to(grids.device, torch.long)
+    rows = (shifts[:, 0:1] + torch.arange(h, device=grids.device))[:, :, None]
+    cols = (shifts[:, 1:2] + torch.arange(w, device=grids.device))[:, None, :]
+    return up[:, 0][torch.arange(n, device=grids.device)[:, None, None], rows, cols]
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of [N, C, H, W] with reflect padding."""
     if sigma <= 0:

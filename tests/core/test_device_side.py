@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,8 @@ from task_models import ToySegmenter, scene, toy_model
 
 import saliency_core as sc
 import saliency_core.engine.core as engine_core
+from saliency_core.methods.common import shifted_upsample
+from saliency_core.methods.perturbation import rise_masks
 
 
 @functools.cache
@@ -125,3 +128,19 @@ def test_methods_compute_on_the_device_and_copy_to_the_cpu_once(monkeypatch: pyt
         engine.attribute(demo, x, "edges_sobel", use_cache=False)
     assert counts.pop("edges_sobel")  # model-free OpenCV references work on the picture, by design
     assert counts == {}
+
+
+def test_shifted_upsample_equals_rise_masks_made_one_by_one() -> None:
+    # The same draws as perturbation.rise_masks (a grid, then its shift, per mask), upsampled in one batch.
+    count, size, cell, p = 12, (40, 52), 8, 0.5
+    expected = rise_masks(count, size, cell, p, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    gh, gw = math.ceil(size[0] / cell) + 1, math.ceil(size[1] / cell) + 1
+    grids, shifts = [], []
+    for _ in range(count):
+        grids.append((torch.rand(gh, gw, generator=g) < p).float())
+        shifts.append(torch.randint(0, cell, (2,), generator=g))
+    masks = shifted_upsample(torch.stack(grids), torch.stack(shifts), size, cell)
+    assert masks.shape == (count, *size)
+    assert torch.allclose(masks, expected, atol=1e-6)
+    assert not torch.equal(masks[0], masks[1])  # the premise: masks differ, so a wrong crop shows

@@ -22,6 +22,7 @@ from torch import nn
 
 import saliency_core as sc
 from saliency_core.engine import precision
+from saliency_core.methods.base import get_method
 
 # Cheap settings (the demo CNN at 112 px): each forced run takes a few seconds on one CPU thread.
 FORWARD_ONLY = {
@@ -29,6 +30,13 @@ FORWARD_ONLY = {
     "rise": {"masks": 48, "cell": 16, "seed": 0},
     "scorecam": {"layer": "stage2"},
 }
+
+
+def batched(method: str, params: dict) -> dict:
+    """`params` with occlusion's incremental (Krypton) path off where it has one: that path makes no
+    `ctx.scores` batches, and these tests are about those."""
+    names = {p.name for p in get_method(method).params}
+    return {**params, "incremental": False} if "incremental" in names else params
 
 
 @functools.cache
@@ -51,13 +59,14 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("method", list(FORWARD_ONLY))
 def test_forced_half_precision_maps_stay_within_the_stated_tolerance(method: str, dtype: torch.dtype) -> None:
     model, x, label = _demo()
-    params = FORWARD_ONLY[method]
+    params = batched(method, FORWARD_ONLY[method])
     exact = sc.attribute(model, x, method, label, use_cache=False, **params)
     with precision.forced(dtype):
         fast = sc.attribute(model, x, method, label, use_cache=False, **params)
     assert not exact.notes
     assert fast.notes == (precision.Precision(dtype, True, "cpu").note(),)
     distance = relative_l2(fast.map, exact.map)
+    print(f"{method} {dtype}: relative L2 {distance:.2e}, Spearman {spearman(fast.map, exact.map):.5f}")
     assert 0 < distance <= precision.TOLERANCE[dtype]  # > 0: the half-precision path really ran
     assert spearman(fast.map, exact.map) >= precision.MIN_SPEARMAN
     assert fast.forward_passes == exact.forward_passes
@@ -106,8 +115,9 @@ def test_the_module_is_converted_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(nn.Module, "to", counting)
     with precision.forced(torch.bfloat16):
-        sc.attribute(model, x, "occlusion", label, use_cache=False, patch=56, stride=56)
-        sc.attribute(model, x, "occlusion", label, use_cache=False, patch=56, stride=28)
+        for stride in (56, 28):
+            params = batched("occlusion", {"patch": 56, "stride": stride})
+            sc.attribute(model, x, "occlusion", label, use_cache=False, **params)
     assert calls.count(torch.channels_last) == 1
 
 
@@ -119,7 +129,8 @@ def test_the_batch_that_measures_memory_runs_in_float32() -> None:
         engine = sc.Engine(device="cpu")
         model = engine.load_model("shapes_demo")
         with precision.forced(torch.bfloat16) if forced else contextlib.nullcontext():
-            result = engine.attribute(model, x, "occlusion", label, patch=28, stride=28)
+            params = batched("occlusion", {"patch": 28, "stride": 28})
+            result = engine.attribute(model, x, "occlusion", label, **params)
         assert bool(result.notes) == forced
         budgets.append(engine.budget_batch_size(model, x, grad=True))
     assert budgets[0] is not None and budgets[0] == budgets[1]
@@ -166,11 +177,12 @@ class Huge(nn.Module):
 def test_a_float16_overflow_is_redone_in_float32() -> None:
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) + 0.5
     net = Huge().eval()
-    exact = sc.Engine(device="cpu").attribute(net, x, "occlusion", 0, patch=8, stride=8)
+    params = batched("occlusion", {"patch": 8, "stride": 8})
+    exact = sc.Engine(device="cpu").attribute(net, x, "occlusion", 0, **params)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
         assert not torch.isfinite(net(x)).all()  # the premise: float16 overflows here
     with precision.forced(torch.float16):
-        fast = sc.Engine(device="cpu").attribute(net, x, "occlusion", 0, patch=8, stride=8)
+        fast = sc.Engine(device="cpu").attribute(net, x, "occlusion", 0, **params)
     assert torch.isfinite(fast.map).all()
     assert torch.allclose(fast.map, exact.map, rtol=1e-4)
 
@@ -183,7 +195,7 @@ def test_the_cuda_policy_keeps_maps_within_tolerance(monkeypatch: pytest.MonkeyP
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None).eval().to("cuda")
     x_net = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    runs = [(demo, x, label, m, p) for m, p in FORWARD_ONLY.items()]
+    runs = [(demo, x, label, m, batched(m, p)) for m, p in FORWARD_ONLY.items()]
     # A random-init ResNet-18's occlusion drops are ~1% of its logit, at float16's resolution: not a
     # claim the tolerance makes (see precision.py); its RISE and Score-CAM maps are.
     runs += [(net, x_net, 3, "rise", {"masks": 256}), (net, x_net, 3, "scorecam", {"layer": "layer3"})]
