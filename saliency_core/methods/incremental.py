@@ -108,6 +108,11 @@ class IncrementalPlan:
                         )
                         self._out_node[n], self._alias[bn] = bn, n
 
+    @property
+    def saves_work(self) -> bool:
+        """Whether any convolution or pooling layer is recomputed on regions (else it is plain occlusion)."""
+        return bool(self._windows)
+
     # --- the public call -----------------------------------------------------------------------------
     def outputs(self, starts: Sequence[tuple[int, int]], patch: int, baseline: torch.Tensor) -> torch.Tensor:
         """The module's outputs [B, ...] on x with each window (y, x, patch x patch) replaced by baseline's

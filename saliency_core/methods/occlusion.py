@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import InvalidParameter
+from ..tasks.base import TaskAdapter
 from .common import default_blur_sigma, gaussian_blur
+from .incremental import plan
 from .occlusion_grid import (
     coarse_step,
     coarse_to_fine,
@@ -41,12 +43,44 @@ def occlusion_baseline(x: torch.Tensor, kind: str) -> torch.Tensor:
 
 def plain_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -> Scorer:
     """Scores of occluded copies of the input, one forward pass each (batched by the engine)."""
+    ctx.extras["incremental"] = False
 
     def score(corners: Sequence[tuple[int, int]]) -> torch.Tensor:
         batch = ctx.x.repeat(len(corners), 1, 1, 1)
         for j, (y, x) in enumerate(corners):
             batch[j, :, y : y + patch, x : x + patch] = baseline[0, :, y : y + patch, x : x + patch]
         return ctx.scores(batch)
+
+    return score
+
+
+def incremental_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -> Scorer:
+    """Scores from incremental passes (only what each patch reaches is recomputed, exactly) where the
+    model's graph allows; else plain passes, with a note saying why."""
+    why = ""
+    if type(ctx.model.adapter).forward is not TaskAdapter.forward:
+        why = f"its {ctx.model.task} output is post-processed outside the network's graph"
+    else:
+        found = plan(ctx.model.module, ctx.x)
+        if isinstance(found, str):
+            why = found
+    if why:
+        ctx.extras["incremental"] = False
+        ctx.note(f"Incremental occlusion was not possible ({why}); every window ran a full forward pass.")
+        return plain_scorer(ctx, baseline, patch)
+    assert not isinstance(found, str)
+    if not found.saves_work:  # no convolution or pooling to recompute on regions: plain passes are cheaper
+        return plain_scorer(ctx, baseline, patch)
+    ctx.count_passes(2)  # the unoccluded activations and the plan's check window
+    ctx.extras["incremental"] = True
+    if found.reason:
+        ctx.note(f"Incremental occlusion: {found.reason}")
+    target, adapter = ctx.target, ctx.model.adapter
+
+    def score(corners: Sequence[tuple[int, int]]) -> torch.Tensor:
+        out = found.outputs(corners, patch, baseline)
+        ctx.count_passes(len(corners))
+        return adapter.perturbation_score(target, out).detach().float()
 
     return score
 

@@ -14,7 +14,7 @@ from ..targets import ClassTarget
 from .base import BATCH_SIZE, SEED, CostInfo, MethodSpec, Param, Passes, register
 from .common import BatchDraws
 from .lesson import Lesson
-from .occlusion import adaptive_windows, occlusion_baseline, occlusion_map, plain_scorer
+from .occlusion import adaptive_windows, incremental_scorer, occlusion_baseline, occlusion_map, plain_scorer
 from .occlusion_grid import window_starts
 
 __all__ = ["occlusion_baseline", "rise_masks", "window_starts"]
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def _occlusion(ctx: MethodContext) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = occlusion_map(ctx, lambda baseline, patch: plain_scorer(ctx, baseline, patch))
+    scorer = incremental_scorer if ctx.params["incremental"] else plain_scorer
+    raw = occlusion_map(ctx, lambda baseline, patch: scorer(ctx, baseline, patch))
     return raw, raw.clone()
 
 
@@ -80,6 +81,13 @@ register(
                 "adaptive (approximate): a coarse grid of windows, then only where it changes, the rest "
                 "interpolated.",
                 choices=("exact", "adaptive"),
+            ),
+            Param(
+                "incremental",
+                "bool",
+                True,
+                "Recompute per window only what the patch can reach, from the unoccluded image's "
+                "activations (Krypton): the same map, faster on CNNs; other models run full passes.",
             ),
             Param(
                 "budget",

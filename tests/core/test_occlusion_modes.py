@@ -58,7 +58,13 @@ def test_exact_mode_is_the_window_by_window_map(
     expected = _loop_occlusion(model, x, 2, patch, stride)
     assert torch.allclose(a.map, expected, atol=1e-5, rtol=1e-4)
     n = len(window_starts(size, patch, stride)) ** 2
-    assert a.forward_passes == n + 1 and a.extras["mode"] == "exact"
+    # incremental: the unoccluded activations and the plan's check window are two more passes
+    assert a.extras["incremental"] is True and a.forward_passes == n + 1 + 2 and a.extras["mode"] == "exact"
+    plain = engine.attribute(
+        model, x, "occlusion", 2, patch=patch, stride=stride, incremental=False, use_cache=False
+    )
+    assert torch.allclose(plain.map, expected, atol=1e-5, rtol=1e-4)
+    assert plain.forward_passes == n + 1 and plain.extras["incremental"] is False
     side = len(window_starts(size, patch, stride))
     cells = [c for level, _ in coarse_to_fine(side, side, coarse_step(side, side)) for c in level]
     assert sorted(cells) == [(i, j) for i in range(side) for j in range(side)]  # each window once
@@ -98,7 +104,7 @@ def test_adaptive_mode_is_exact_on_bilinear_drops_with_a_tenth_of_the_passes(eng
     )
     assert torch.allclose(fast.map, exact.map, rtol=1e-4, atol=1e-3)
     assert fast.extras["windows"] <= 0.1 * 33 * 33 + 1 and fast.extras["windows_total"] == 33 * 33
-    assert fast.forward_passes == fast.extras["windows"] + 1
+    assert fast.forward_passes == fast.extras["windows"] + 1 + 2 * fast.extras["incremental"]
     assert any("approximate" in note for note in fast.notes)
 
 
