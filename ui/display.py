@@ -7,7 +7,9 @@ settings change encodes only what changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -159,6 +161,22 @@ def overlay(view: View, result: Result, display: Display, scale: float | None = 
     )
 
 
+def preview_drawer(view: View, display: Display, methods: dict[str, str]) -> Callable[[str, Any, str], None]:
+    """Draws a progressive method's partial map (job label -> method id in `methods`) as it refines, in the
+    map's style, with a caption saying it is not the final map."""
+
+    def draw(label: str, partial: Any, what: str) -> None:
+        method = methods.get(label, "")
+        style = display.style_for(method)
+        values = viz.style_map(partial, style, display.sign_for(method), display.clip)
+        picture = viz.style_picture(
+            view.picture, values, style, display.cmap, display.alpha, display.alpha_by_value
+        )
+        st.image(picture, caption=f"{md(label)} so far ({md(what)}…)", width=PANEL, output_format="PNG")
+
+    return draw
+
+
 def caption(result: Result, display: Display) -> str:
     """What the map's picture shows: 'Grad-CAM overlay (positive, jet)'."""
     style, sign = display.style_for(result.method), display.sign_for(result.method)
@@ -270,3 +288,10 @@ def badges(result: Result) -> None:
             color="gray",
         )
         st.badge(result.device, icon=":material/memory:", color="gray")
+        if result.mode:
+            approximate = "approximate" in result.mode
+            st.badge(
+                f"mode: {result.mode}",
+                icon=":material/blur_on:" if approximate else ":material/check_circle:",
+                color="orange" if approximate else "gray",
+            )

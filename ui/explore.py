@@ -60,7 +60,9 @@ def result_panel(view: View, info: sc.MethodInfo, values: dict[str, Any], auto: 
         result = results.store().get(key)
         if result is None and results.should_run(state.PENDING, key, auto):
             st.session_state[state.PENDING] = key
-            result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING)[0]
+            display.ensure_defaults()
+            draw = display.preview_drawer(view, display.current(), {info.title: info.id})
+            result = results.run_with_progress(view, [(info.title, info, values)], state.PENDING, draw)[0]
     _shown(view, info, values, result, missing)
 
 

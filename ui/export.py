@@ -59,6 +59,8 @@ def map_entry(result: Result, display: Display, label: str | None = None) -> dic
         },
         "passes": {"forward": result.forward_passes, "backward": result.backward_passes},
         "device": result.device,
+        "mode": result.mode or None,  # e.g. exact or adaptive (approximate) occlusion
+        "notes": list(result.notes),
         "map": {
             "shape": list(result.map.shape),
             "raw_shape": list(result.raw_shape),

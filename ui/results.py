@@ -25,7 +25,7 @@ from ui import state, tasks
 from ui.store import SessionStore, session_store
 from ui.text import md
 from ui.view import View
-from ui.widgets.progress import POLL_SECONDS, watch_jobs
+from ui.widgets.progress import POLL_SECONDS, PreviewDraw, watch_jobs
 
 MAX_RESULTS = 64  # per session; about 200 kB each at 224x224
 
@@ -55,6 +55,21 @@ class Result:
     @property
     def seed(self) -> int | None:
         return self.params.get("seed")
+
+    @property
+    def mode(self) -> str:
+        """How a method with modes made this map ("exact, incremental", "adaptive (approximate): 88 of
+        625 windows", "progressive"), from what it recorded; "" for methods without modes."""
+        mode = self.extras.get("mode")
+        if not mode:
+            return ""
+        text = str(mode)
+        done, total = self.extras.get("windows"), self.extras.get("windows_total")
+        if mode == "adaptive":
+            text = "adaptive (approximate)" + (f": {done} of {total} windows" if total else "")
+        if self.extras.get("incremental"):
+            text += ", incremental"
+        return text
 
     @property
     def nbytes(self) -> int:
@@ -263,9 +278,11 @@ def run_with_progress(
         tuple[str, sc.MethodInfo, dict[str, Any]] | tuple[str, sc.MethodInfo, dict[str, Any], View]
     ],
     pending_key: str,
+    draw_preview: PreviewDraw | None = None,
 ) -> list[Result | None]:
     """Compute (label, method, params[, view]) jobs as engine jobs under one progress bar with a Cancel
-    button; a job's own view (another target, in Compare) replaces `view` for it.
+    button; a job's own view (another target, in Compare) replaces `view` for it. `draw_preview` shows a
+    progressive method's partial map while it refines.
 
     All missing maps are submitted at once (the engine runs them one after another on the model), so they
     are all computed even when the page is left; a map whose job runs already is attached to. Returns each
@@ -287,7 +304,8 @@ def run_with_progress(
             started.append((i, submit(views[i], jobs[i][1], jobs[i][2])))
         except sc.SaliencyError as exc:  # refused before any work (a limit, a parameter, no target)
             st.error(f"**{md(jobs[i][0])}**: {md(exc, limit=None)}", icon=":material/error:")
-    done = watch_jobs(pending_key, [(jobs[i][0], job) for i, job in started], state.CANCELLED, watcher())
+    labelled = [(jobs[i][0], job) for i, job in started]
+    done = watch_jobs(pending_key, labelled, state.CANCELLED, watcher(), draw_preview)
     for (i, _), attribution in zip(started, done):
         if attribution is not None:
             results[i] = keep(views[i], jobs[i][1], jobs[i][2], attribution)

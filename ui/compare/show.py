@@ -64,7 +64,9 @@ def compute(view: View, variants: Sequence[Variant]) -> list[Result | None]:
         return stored
     st.session_state[state.COMPARE_PENDING] = keys
     jobs = [(v.label, v.info, v.params, v.view_or(view)) for v in variants]
-    done = results.run_with_progress(view, jobs, state.COMPARE_PENDING)
+    display.ensure_defaults()
+    draw = display.preview_drawer(view, display.current(), {v.label: v.info.id for v in variants})
+    done = results.run_with_progress(view, jobs, state.COMPARE_PENDING, draw)
     if all(r is not None for r in done):
         box.empty()
     return done

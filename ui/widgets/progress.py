@@ -124,11 +124,20 @@ def bar_text(labels: Sequence[str], snaps: Sequence[sc.JobProgress]) -> tuple[fl
     return min(max(total, 0.0), 1.0), f"{text} — {snap.fraction:.0%}"
 
 
+# (job's label, partial map [H, W], what produced it) -> draws it; called while a progressive method refines
+PreviewDraw = Callable[[str, Any, str], None]
+
+
 def watch_jobs(
-    pending_key: str, jobs: Sequence[tuple[str, sc.Job]], cancelled_flag: str, watcher: Hashable
+    pending_key: str,
+    jobs: Sequence[tuple[str, sc.Job]],
+    cancelled_flag: str,
+    watcher: Hashable,
+    draw_preview: PreviewDraw | None = None,
 ) -> list[Any]:
     """Poll (label, job) pairs under one bar with Cancel until all finish; each job's value, or None where
-    it failed (its message is shown) or was cancelled (`cancelled_flag` is set).
+    it failed (its message is shown) or was cancelled (`cancelled_flag` is set). With `draw_preview`, the
+    partial map of the job that speaks is redrawn under the bar whenever it changes.
 
     The script only polls: when the page is left (or Cancel reruns it) the polling stops at the next
     redraw, and the jobs run on."""
@@ -138,14 +147,19 @@ def watch_jobs(
     labels = [label for label, _ in jobs]
     cancel_args = (pending_key, cancelled_flag, tuple(job for _, job in jobs), watcher)
     box, bar = _bar_with_cancel(pending_key, _on_cancel_jobs, cancel_args)
+    preview_box = st.empty()
+    shown: tuple[int, str] | None = None
     while True:
         snaps = [job.progress for _, job in jobs]
         fraction, text = bar_text(labels, snaps)
         bar.progress(fraction, text=text)
         if all(s.finished for s in snaps):
             break
+        if draw_preview is not None:
+            shown = _redraw_preview(preview_box, jobs, snaps, draw_preview, shown)
         time.sleep(POLL_SECONDS)
     box.empty()
+    preview_box.empty()
     st.session_state[pending_key] = None
     errors = []
     for n, (label, job) in enumerate(jobs):
@@ -158,3 +172,20 @@ def watch_jobs(
     for message in errors:
         st.error(message, icon=":material/error:")
     return out
+
+
+def _redraw_preview(
+    place: Any,
+    jobs: Sequence[tuple[str, sc.Job]],
+    snaps: Sequence[sc.JobProgress],
+    draw: PreviewDraw,
+    shown: tuple[int, str] | None,
+) -> tuple[int, str] | None:
+    """Draw the speaking job's latest partial map into `place` when it is new; what is shown now."""
+    i = next((i for i, s in enumerate(snaps) if not s.finished), None)
+    found = jobs[i][1].preview if i is not None else None
+    if i is None or found is None or shown == (i, found[1]):
+        return shown
+    with place.container():
+        draw(jobs[i][0], found[0], found[1])
+    return (i, found[1])
