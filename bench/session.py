@@ -70,9 +70,9 @@ def session_steps(layer: str, layer2: str) -> list[Step]:
         Step("XGrad-CAM", "xgradcam", {"layer": layer}),
         Step("LayerCAM", "layercam", {"layer": layer}),
         Step(f"Grad-CAM on {layer2}", "gradcam", {"layer": layer2}),
-        Step("occlusion 16/8", "occlusion", {"patch": 16, "stride": 8}),
-        Step("occlusion 32/16", "occlusion", {"patch": 32, "stride": 16}),
-        Step("occlusion 16/8 again", "occlusion", {"patch": 16, "stride": 8}),
+        Step("occlusion 16/8", "occlusion", {"patch": 16, "stride": 8, "incremental": True}),
+        Step("occlusion 32/16", "occlusion", {"patch": 32, "stride": 16, "incremental": True}),
+        Step("occlusion 16/8 again", "occlusion", {"patch": 16, "stride": 8, "incremental": True}),
         Step("integrated gradients 32", "integrated_gradients", {"steps": 32}),
         Step("colormap change", ""),
     ]

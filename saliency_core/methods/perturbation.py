@@ -85,7 +85,7 @@ register(
             Param(
                 "incremental",
                 "bool",
-                True,
+                False,
                 "Recompute per window only what the patch can reach, from the unoccluded image's "
                 "activations (Krypton): the same map, faster on CNNs; other models run full passes.",
             ),

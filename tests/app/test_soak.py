@@ -182,6 +182,8 @@ class Session:
             return self.display()
         if p["type"] == "choice":
             value = self.rng.choice(p["choices"])
+        elif p["type"] == "bool":
+            value = self.rng.choice([True, False])
         elif (method, p["name"]) in CHEAP:
             value = self.rng.randint(*CHEAP[(method, p["name"])])
         elif p["type"] == "int":

@@ -53,7 +53,7 @@ def test_exact_mode_is_the_window_by_window_map(
 ) -> None:
     model, x = _cnn(), torch.randn(1, 3, size, size)
     previews: list[tuple[torch.Tensor, str]] = []
-    a = engine.attribute(model, x, "occlusion", 2, patch=patch, stride=stride, batch_size=7,
+    a = engine.attribute(model, x, "occlusion", 2, patch=patch, stride=stride, batch_size=7, incremental=True,
                          preview=lambda m, label: previews.append((m, label)))  # fmt: skip
     expected = _loop_occlusion(model, x, 2, patch, stride)
     assert torch.allclose(a.map, expected, atol=1e-5, rtol=1e-4)
