@@ -114,6 +114,18 @@ class RunContext:
         if self.use_cache:
             self.engine.cache.put(key, value)
 
+    def shared(self, kind: str, make: Callable[[], Any]) -> Any:
+        """`make()`'s value for this model and image, made once and kept in the engine's cache (its size
+        is the value's `cache_bytes()` where it has one)."""
+        key = self._need_key(f"shared:{kind}")
+        found = self._lookup(key)
+        if found is None:
+            found = make()
+            if self.use_cache:
+                size = found.cache_bytes() if hasattr(found, "cache_bytes") else None
+                self.engine.cache.put(key, found, size)
+        return found
+
     def note(self, text: str) -> None:
         """Add a sentence to the result's notes (once)."""
         if text not in self.notes:

@@ -32,7 +32,9 @@ class MethodContext(Protocol):
     Needs (`output`, `input_grad`, `layer`, `activations`, `guided_grad`) are computed at most once per
     (model, image, target, layer) and shared by every method; batched work (`gradients`, `scores`) is
     counted as model passes. `step` and `for_batches` report progress and raise `Cancelled` when asked;
-    `preview` hands a partial map to whoever watches (a progressive method refining in place).
+    `preview` hands a partial map to whoever watches (a progressive method refining in place). `shared`
+    keeps work that depends only on the model and the image (not the target or the parameters), such as
+    incremental occlusion's plan, for later runs of any method; `make` counts its own passes.
     """
 
     x: torch.Tensor  # [1, C, H, W] on the model's device
@@ -42,6 +44,10 @@ class MethodContext(Protocol):
     extras: dict[str, Any]  # method-specific diagnostics copied into Attribution.extras
 
     def step(self, done: int, total: int, message: str = "") -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def shared(self, kind: str, make: Callable[[], Any]) -> Any: ...
 
     def preview(self, saliency: torch.Tensor, label: str) -> None: ...
 

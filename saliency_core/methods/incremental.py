@@ -14,6 +14,7 @@ flatten, linear, unknown ops). The outputs equal ``module(occluded batch)`` up t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,6 +71,7 @@ class IncrementalPlan:
 
     def __init__(self, gm: fx.GraphModule, x: torch.Tensor, cache: dict[fx.Node, Any]) -> None:
         self.reason = ""  # "" when fully incremental, else a note on where it fell back to dense passes
+        self._lock = threading.Lock()  # a pass writes into the padded tables' spare rows
         self._gm, self._x, self._cache = gm, x, cache
         self._modules = dict(gm.named_modules())
         self._nodes = list(gm.graph.nodes)
@@ -108,6 +110,13 @@ class IncrementalPlan:
                         )
                         self._out_node[n], self._alias[bn] = bn, n
 
+    def cache_bytes(self) -> int:
+        """Memory this plan holds once used: the activations, and about as much again for their padded
+        tables and folded weights."""
+        return 2 * sum(
+            v.numel() * v.element_size() for v in self._cache.values() if isinstance(v, torch.Tensor)
+        )
+
     @property
     def saves_work(self) -> bool:
         """Whether any convolution or pooling layer is recomputed on regions (else it is plain occlusion)."""
@@ -117,7 +126,7 @@ class IncrementalPlan:
     def outputs(self, starts: Sequence[tuple[int, int]], patch: int, baseline: torch.Tensor) -> torch.Tensor:
         """The module's outputs [B, ...] on x with each window (y, x, patch x patch) replaced by baseline's
         pixels (baseline [1, C, H, W]; windows hanging over the bottom / right edge are clipped)."""
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             start = torch.as_tensor(list(starts), dtype=torch.long, device=self._x.device).reshape(-1, 2)
             first = self._input_region(start, int(patch), baseline.to(self._x))
             return self._run(first, start.shape[0])
@@ -282,6 +291,10 @@ def plan(module: nn.Module, x: torch.Tensor) -> IncrementalPlan | str:
     modules = dict(gm.named_modules())
     if sum(n.op == "placeholder" for n in nodes) != 1:
         return "the model takes more than one input"
+    if not any(
+        n.op == "call_module" and isinstance(ops.window_of(modules[n.target]), ops.Window) for n in nodes
+    ):
+        return "the model has no convolution or pooling layer whose work a patch could limit"
     for n in nodes:
         if _is_inplace(n, modules) and n.args and isinstance(n.args[0], fx.Node) and len(n.args[0].users) > 1:
             return f"{_describe(n, modules)} writes in place into a value that other ops also read"

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from ..errors import InvalidParameter
 from ..tasks.base import TaskAdapter
 from .common import default_blur_sigma, gaussian_blur
-from .incremental import plan
+from .incremental import IncrementalPlan, plan
 from .occlusion_grid import (
     coarse_step,
     coarse_to_fine,
@@ -57,21 +58,15 @@ def plain_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -> Scor
 def incremental_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -> Scorer:
     """Scores from incremental passes (only what each patch reaches is recomputed, exactly) where the
     model's graph allows; else plain passes, with a note saying why."""
-    why = ""
-    if type(ctx.model.adapter).forward is not TaskAdapter.forward:
-        why = f"its {ctx.model.task} output is post-processed outside the network's graph"
-    else:
-        found = plan(ctx.model.module, ctx.x)
-        if isinstance(found, str):
-            why = found
-    if why:
+    found = ctx.shared("incremental_plan", lambda: _plan_for(ctx))
+    if isinstance(found, str):
         ctx.extras["incremental"] = False
-        ctx.note(f"Incremental occlusion was not possible ({why}); every window ran a full forward pass.")
+        ctx.note(f"Incremental occlusion was not possible ({found}); every window ran a full forward pass.")
         return plain_scorer(ctx, baseline, patch)
-    assert not isinstance(found, str)
-    if not found.saves_work:  # no convolution or pooling to recompute on regions: plain passes are cheaper
+    if not found.saves_work:  # no convolution or pooling on the input's path: plain passes are cheaper
+        ctx.extras["incremental"] = False
+        ctx.note("Incremental occlusion would recompute every layer in full here; plain passes ran.")
         return plain_scorer(ctx, baseline, patch)
-    ctx.count_passes(2)  # the unoccluded activations and the plan's check window
     ctx.extras["incremental"] = True
     if found.reason:
         ctx.note(f"Incremental occlusion: {found.reason}")
@@ -83,6 +78,19 @@ def incremental_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -
         return adapter.perturbation_score(target, out).detach().float()
 
     return score
+
+
+def _plan_for(ctx: MethodContext) -> IncrementalPlan | str:
+    """The incremental plan of ctx's model on ctx's image, or why there is none."""
+    module = getattr(ctx.model, "module", None)
+    if not isinstance(module, nn.Module):
+        return "the model is not a torch module"
+    if getattr(type(ctx.model.adapter), "forward", None) is not TaskAdapter.forward:
+        return f"its {ctx.model.task} output is post-processed outside the network's graph"
+    found = plan(module, ctx.x)
+    if not isinstance(found, str):
+        ctx.count_passes(2)  # the unoccluded activations and the plan's check window
+    return found
 
 
 def adaptive_windows(ny: int, nx: int, budget: float) -> int:

@@ -34,7 +34,9 @@ def _occlusion_cost(p: Mapping[str, Any], info: CostInfo) -> tuple[int, int]:
     patch, stride = int(p["patch"]), int(p["stride"])
     ny, nx = len(window_starts(h, patch, stride)), len(window_starts(w, patch, stride))
     windows = adaptive_windows(ny, nx, float(p["budget"])) if p["mode"] == "adaptive" else ny * nx
-    return Passes(windows + 1, 0, batched=windows)  # and the unoccluded reference
+    # The unoccluded reference, and incremental occlusion's plan: the unoccluded activations and a check
+    # window (made once per model and image, so later runs need fewer than this).
+    return Passes(windows + 1 + 2 * bool(p["incremental"]), 0, batched=windows)
 
 
 def _occlusion_size_defaults(side: int, heavy: bool) -> dict[str, Any]:
@@ -85,7 +87,7 @@ register(
             Param(
                 "incremental",
                 "bool",
-                False,
+                True,
                 "Recompute per window only what the patch can reach, from the unoccluded image's "
                 "activations (Krypton): the same map, faster on CNNs; other models run full passes.",
             ),

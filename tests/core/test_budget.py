@@ -132,7 +132,8 @@ def test_the_refusal_names_what_to_change_for_each_method() -> None:
     with pytest.raises(sc.ResourceLimit, match="a layer with fewer channels"):
         engine.attribute(module, x, "scorecam", 0, layer="layer4")  # 513 passes x 4096 pixels
     # Under the limit: runs.
-    assert engine.attribute(module, x, "occlusion", 0, patch=32, stride=32).forward_passes == 5
+    # 4 windows, the unoccluded reference, and incremental occlusion's plan (its activations, a check window)
+    assert engine.attribute(module, x, "occlusion", 0, patch=32, stride=32).forward_passes == 4 + 1 + 2
 
 
 @pytest.mark.parametrize("model_id", ["shapes_demo", "resnet18"])

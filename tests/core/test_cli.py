@@ -33,7 +33,9 @@ def test_explain_writes_overlays_maps_and_a_summary(tmp_path, capsys) -> None:
     assert summary["predictions"][0]["label"] == "square"
     occlusion = next(r for r in summary["results"] if r["method"] == "occlusion")
     # 16 windows; the unoccluded score comes from the forward pass Grad-CAM already made
-    assert occlusion["params"]["patch"] == 56 and occlusion["forward_passes"] == 16
+    assert (
+        occlusion["params"]["patch"] == 56 and occlusion["forward_passes"] == 16 + 2
+    )  # and the incremental plan's two
     maps = np.load(out / "maps.npz")
     assert maps["gradcam"].shape == (224, 224) and np.ptp(maps["gradcam"]) > 0
     assert Image.open(out / "gradcam.png").size == (224, 224)

@@ -54,9 +54,19 @@ class FakeContext:
         self.steps: list[tuple[int, int]] = []
         self.passes = [0, 0]
         self.previews: list[tuple[torch.Tensor, str]] = []
+        self.notes: list[str] = []
+        self._shared: dict[str, Any] = {}
 
     def step(self, done: int, total: int, message: str = "") -> None:
         self.steps.append((done, total))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def shared(self, kind: str, make: Callable[[], Any]) -> Any:
+        if kind not in self._shared:
+            self._shared[kind] = make()
+        return self._shared[kind]
 
     wants_preview = True  # so progressive methods build their partial maps here too
 

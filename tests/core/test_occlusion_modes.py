@@ -47,6 +47,28 @@ def _cnn() -> nn.Module:
     ).eval()  # fmt: skip
 
 
+def test_incremental_is_the_default_and_its_plan_serves_later_runs_on_the_same_image(
+    engine: sc.Engine,
+) -> None:
+    model, x = _cnn(), torch.randn(1, 3, 32, 32)
+    first = engine.attribute(model, x, "occlusion", 1, patch=8, stride=8)
+    assert first.extras["incremental"] is True and first.forward_passes == 16 + 1 + 2
+    # Another patch on the same image: the plan (and the reference) come from the engine's cache.
+    second = engine.attribute(model, x, "occlusion", 1, patch=16, stride=8)
+    assert second.extras["incremental"] is True and second.forward_passes == 9
+    assert torch.allclose(second.map, _loop_occlusion(model, x, 1, 16, 8), atol=1e-5, rtol=1e-4)
+    # Another image needs its own plan; so does a run that must not read the cache.
+    assert engine.attribute(model, x + 1, "occlusion", 1, patch=16, stride=8).forward_passes == 9 + 1 + 2
+    fresh = engine.attribute(model, x, "occlusion", 1, patch=16, stride=8, use_cache=False)
+    assert fresh.forward_passes == 9 + 1 + 2
+    # Changed weights change the model's key: the old plan (made from the old weights) is not used.
+    with torch.no_grad():
+        model[0].weight.mul_(2)
+    changed = engine.attribute(model, x, "occlusion", 1, patch=16, stride=8)
+    assert changed.forward_passes == 9 + 1 + 2
+    assert torch.allclose(changed.map, _loop_occlusion(model, x, 1, 16, 8), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize(("size", "patch", "stride"), [(40, 8, 2), (37, 10, 4), (30, 4, 6), (24, 24, 1)])
 def test_exact_mode_is_the_window_by_window_map(
     engine: sc.Engine, size: int, patch: int, stride: int
