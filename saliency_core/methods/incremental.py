@@ -117,6 +117,23 @@ class IncrementalPlan:
             v.numel() * v.element_size() for v in self._cache.values() if isinstance(v, torch.Tensor)
         )
 
+    def work_share(self) -> float:
+        """Of a full pass's convolution multiply-adds, the share the last ``outputs`` call recomputed per
+        window (1.0: nothing saved, as when every region spans its whole map)."""
+        total = done = 0.0
+        for node in self._nodes:
+            if node.op != "call_module" or not isinstance(self._modules[node.target], nn.Conv2d):
+                continue
+            full = self._cache[self._out_node.get(node, node)]
+            if not isinstance(full, torch.Tensor) or full.dim() != 4:
+                continue
+            area = full.shape[-2] * full.shape[-1]
+            cost = self._modules[node.target].weight.numel() * area
+            region = self.last_regions.get(node.name)
+            total += cost
+            done += cost if region is None else cost * min(1.0, region[1][0] * region[1][1] / area)
+        return done / total if total else 1.0
+
     @property
     def saves_work(self) -> bool:
         """Whether any convolution or pooling layer is recomputed on regions (else it is plain occlusion)."""

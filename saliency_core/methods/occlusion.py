@@ -31,6 +31,9 @@ from .occlusion_grid import (
 if TYPE_CHECKING:
     from .context import MethodContext
 
+# Above this share of a full pass's convolution work per window (small images: ResNet-18 at 64 px recomputes
+# 81% and ran 1.4x slower than plain passes; at 112 px, 68% and 1.7x faster), plain passes are used.
+MAX_WORK_SHARE = 0.75
 Scorer = Callable[[Sequence[tuple[int, int]]], torch.Tensor]  # window corners (y, x) -> target scores [B]
 
 
@@ -71,10 +74,20 @@ def incremental_scorer(ctx: MethodContext, baseline: torch.Tensor, patch: int) -
     if found.reason:
         ctx.note(f"Incremental occlusion: {found.reason}")
     target, adapter = ctx.target, ctx.model.adapter
+    plain: list[Scorer] = []
 
     def score(corners: Sequence[tuple[int, int]]) -> torch.Tensor:
+        if plain:
+            return plain[0](corners)
         out = found.outputs(corners, patch, baseline)
         ctx.count_passes(len(corners))
+        share = found.work_share()
+        if share > MAX_WORK_SHARE:  # regions span (nearly) whole maps: a plain pass costs less
+            plain.append(plain_scorer(ctx, baseline, patch))
+            ctx.note(
+                f"Incremental occlusion would recompute {share:.0%} of the convolutions per window at this "
+                "image and patch size; after the first batch, the windows ran plain forward passes."
+            )
         return adapter.perturbation_score(target, out).detach().float()
 
     return score

@@ -81,7 +81,9 @@ def test_exact_mode_is_the_window_by_window_map(
     assert torch.allclose(a.map, expected, atol=1e-5, rtol=1e-4)
     n = len(window_starts(size, patch, stride)) ** 2
     # incremental: the unoccluded activations and the plan's check window are two more passes
-    assert a.extras["incremental"] is True and a.forward_passes == n + 1 + 2 and a.extras["mode"] == "exact"
+    # (a patch as large as the image recomputes everything: after one batch, plain passes take over)
+    assert a.extras["incremental"] is (patch < size) and a.extras["mode"] == "exact"
+    assert a.forward_passes == n + 1 + 2
     plain = engine.attribute(
         model, x, "occlusion", 2, patch=patch, stride=stride, incremental=False, use_cache=False
     )
@@ -214,3 +216,29 @@ def test_a_running_job_shows_its_preview_and_drops_it_when_done(engine: sc.Engin
     assert found is not None and found[0].shape == (48, 48) and "refining" in found[1]
     job.result(30)
     assert job.preview is None
+
+
+def test_work_share_is_the_recomputed_share_of_the_convolutions() -> None:
+    from saliency_core.methods.incremental import plan
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 16 * 16, 2)).eval()
+    x = torch.randn(1, 3, 16, 16)
+    p = plan(model, x)
+    assert not isinstance(p, str)
+    p.outputs([(6, 6)], 4, torch.zeros_like(x))  # a 4 px patch reaches 6 x 6 outputs of a 3 x 3 conv
+    assert p.work_share() == pytest.approx(36 / 256)
+    p.outputs([(0, 0)], 4, torch.zeros_like(x))  # in the corner, 5 x 5
+    assert p.work_share() == pytest.approx(25 / 256)
+
+
+def test_small_images_switch_to_plain_passes_with_the_same_map(engine: sc.Engine) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 7, padding=3), nn.ReLU(), nn.Conv2d(8, 8, 7, padding=3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2),
+    ).eval()  # fmt: skip
+    x = torch.randn(1, 3, 16, 16)  # an 8 px patch reaches 20 x 20 > the whole 16 x 16 map
+    a = engine.attribute(model, x, "occlusion", 1, patch=8, stride=4, batch_size=2)
+    assert a.extras["incremental"] is False and any("plain forward passes" in n for n in a.notes)
+    assert torch.allclose(a.map, _loop_occlusion(model, x, 1, 8, 4), atol=1e-5, rtol=1e-4)
