@@ -222,7 +222,9 @@ def test_estimate_gives_seconds_from_a_probe_then_from_runs(resnet, image) -> No
     assert probed.seconds is not None and probed.seconds > 0 and probed.from_probe
     engine.attribute(resnet, image, "occlusion", 3, patch=32, stride=32)
     est = engine.estimate(resnet, "occlusion", {"patch": 16, "stride": 16}, x=image)
-    assert est.forward_passes == 17 and est.seconds is not None and est.seconds > 0
+    # 16 windows, the unoccluded reference and the incremental plan's two passes: an estimate counts
+    # needs as if nothing were cached (an upper bound; the run reuses both here)
+    assert est.forward_passes == 16 + 1 + 2 and est.seconds is not None and est.seconds > 0
     assert not est.from_probe  # the run's batches measured the forward
 
 
