@@ -1,23 +1,20 @@
-"""Command line: `python -m saliency_core models | methods | samples | explain IMAGE ...`.
+"""Command line: `python -m saliency_core models | methods | samples | explain SRC ... | evaluate ...`.
 
-`explain` writes one overlay PNG per method, the raw maps as .npz and a JSON summary, using only
-the public contract, so it doubles as a worked example of the library.
+`explain` takes files, folders, globs and sample ids and writes, per image and method, the raw map (.npz),
+an overlay PNG and a JSON card (saliency_core.dataset.batch_explain); `evaluate` measures methods over a
+folder or generated scenes (saliency_core.dataset.evaluate_cli). See docs/datasets.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 import saliency_core as sc
-from saliency_core import viz
+from saliency_core.dataset import batch_explain, evaluate_cli
 
 
 def _parse_param(text: str) -> tuple[str, str]:
@@ -33,8 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="registered models, their task and whether weights are on disk")
     sub.add_parser("methods", help="attribution methods and their parameters")
     sub.add_parser("samples", help="bundled sample images")
-    explain = sub.add_parser("explain", help="saliency maps of one image")
-    explain.add_argument("image", help="image file, or a bundled sample id (see `samples`)")
+    explain = sub.add_parser("explain", help="saliency maps of images: files, folders, globs, sample ids")
+    explain.add_argument(
+        "sources", nargs="+", metavar="SRC", help="image file, folder, quoted glob or bundled sample id"
+    )
+    explain.add_argument("--recursive", action="store_true", help="also images in sub-folders")
     explain.add_argument("--model", default="shapes_demo", help="model id (default: the bundled demo model)")
     explain.add_argument(
         "--weights", default="default", help="'default', 'none' (random init) or a .safetensors/.pth file"
@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--out", default="saliency_out", help="output folder (default: ./saliency_out)")
     explain.add_argument("--cmap", default="inferno", help="colormap of the overlays")
+    explain.add_argument(
+        "--metrics", default="", help="add to each card: deletion,insertion,pointing,energy_pointing"
+    )
+    explain.add_argument("--masks", default=None, help="folder of ground-truth masks named like the images")
+    explain.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
+    explain.add_argument("--substrate", default="blur", help="deletion / insertion substrate")
+    evaluate_cli.add_parser(sub, _parse_param)
     return parser
 
 
@@ -70,66 +77,29 @@ def _print_samples() -> None:
         print(f"{s.id:28s} {s.kind:10s} {s.suggested_model:34s} {s.title}")
 
 
-def _load_source(source: str) -> tuple[Any, bytes]:
-    path = Path(source)
-    if not path.exists():
-        by_id = {s.id: s for s in sc.list_samples()}
-        if source not in by_id:
-            raise sc.InvalidImage(f"No file {source!r} and no bundled sample with that id (see `samples`).")
-        path = by_id[source].path
-    data = path.read_bytes()
-    return sc.load_image(data), data
-
-
-def explain(args: argparse.Namespace) -> dict[str, Any]:
-    """Compute the requested maps and write them to args.out; returns the JSON summary."""
-    image, data = _load_source(args.image)
+def explain(args: argparse.Namespace) -> tuple[dict, int]:
+    """Compute the requested maps of every source and write them to args.out; (summary, exit code)."""
+    options = batch_explain.ExplainOptions(
+        methods=args.method or ["gradcam"],
+        target=args.target,
+        params=dict(args.param),
+        cmap=args.cmap,
+        metrics=batch_explain.parse_metrics(args.metrics),
+        steps=args.steps,
+        substrate=args.substrate,
+    )
+    batch_explain.check_methods(options.methods)  # before the model loads: a typo fails fast
     weights = None if args.weights.lower() == "none" else args.weights
     model = sc.load_model(args.model, weights=weights)
-    x = model.preprocess(image)
-    picture = model.to_image(x)
-    predictions = model.predict(x, top_k=5)
-    target = args.target
-    if target is None:
-        if not predictions:
-            raise sc.InvalidParameter("The model predicts nothing on this image; pass --target.")
-        target = predictions[0]
-    params = dict(args.param)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    maps: dict[str, np.ndarray] = {}
-    for method in args.method or ["gradcam"]:
-        spec = next((m for m in sc.list_methods() if m.id == method), None)
-        if spec is None:
-            raise sc.UnknownMethod(f"Unknown method {method!r} (see `methods`).")
-        own = {k: v for k, v in params.items() if any(p["name"] == k for p in spec.params)}
-        a = sc.attribute(model, x, method, target if spec.needs_target else None, **own)
-        maps[method] = a.map.numpy()
-        png = out / f"{method}.png"
-        png.write_bytes(viz.png_bytes(viz.overlay(picture, viz.normalise(a.map), args.cmap, 0.5)))
-        results.append(
-            {
-                "method": method,
-                "params": a.params,
-                "target": a.target.describe() if a.target is not None else None,
-                "seconds": round(a.seconds, 4),
-                "forward_passes": a.forward_passes,
-                "backward_passes": a.backward_passes,
-                "png": str(png),
-            }
-        )
-    np.savez_compressed(out / "maps.npz", **maps)
-    summary = {
-        "image_sha256": hashlib.sha256(data).hexdigest(),
-        "model": args.model,
-        "weights": args.weights,
-        "predictions": [{"label": p.label, "score": p.score} for p in predictions],
-        "results": results,
-        "device": sc.get_engine().describe_device(),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    return batch_explain.explain_batch(
+        args.sources,
+        model,
+        args.weights,
+        Path(args.out),
+        options,
+        masks=args.masks,
+        recursive=args.recursive,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,9 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_methods()
         elif args.command == "samples":
             _print_samples()
+        elif args.command == "evaluate":
+            return evaluate_cli.run(args)
         else:
-            print(json.dumps(explain(args), indent=2, default=str))
-    except sc.SaliencyError as exc:
+            summary, code = explain(args)
+            print(json.dumps(summary, indent=2, default=str))
+            return code
+    except sc.SaliencyError as exc:  # before any image was done: bad arguments, model or weights
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     return 0

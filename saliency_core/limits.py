@@ -38,6 +38,7 @@ class Limits:
     max_work_pixels: float = 1.0e9
     max_input_side: int = 2048  # the longer side of a tensor a method runs on
     max_metric_steps: int = 1000  # steps of a deletion / insertion curve
+    max_batch_images: int = 100_000  # images of one batch command (explain over folders, evaluate)
 
     def check(self, name: str, value: float, what: str, advice: str = "") -> None:
         """Raise ResourceLimit when `value` is over the limit `name`, naming it and what to do."""

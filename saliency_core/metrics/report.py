@@ -31,9 +31,7 @@ import numpy as np
 import torch
 
 import saliency_core as sc
-from saliency_core.metrics.deletion_insertion import deletion, insertion
-from saliency_core.metrics.pointing import energy_pointing, pointing_game
-from saliency_core.metrics.sanity import cascading_randomization
+from saliency_core.dataset.metrics import RANDOM, image_rows  # per-image metrics, shared with `evaluate`
 from saliency_core.samples import assets_dir
 from saliency_core.zoo import HELDOUT_SEED_START
 from saliency_core.zoo.scenes import make_scene
@@ -41,7 +39,6 @@ from saliency_core.zoo.scenes import make_scene
 # Held-out scenes for this report: never trained on, and apart from the ranges the training script
 # (HELDOUT_SEED_START ..), the demo-model tests (+500_000 ..) and the metric tests (+600_000 ..) use.
 REPORT_SEED_START = HELDOUT_SEED_START + 700_000
-RANDOM = "random"
 
 
 @dataclass
@@ -71,31 +68,29 @@ def evaluate(
     """One row per method, plus the random-map row, averaged over the scenes of `seeds` (the sanity
     check over the first `sanity_scenes` of them)."""
     infos = {m.id: m for m in sc.list_methods()}
-    engine = model.engine
     values: dict[str, list[tuple[float, float, float, float, float]]] = {m: [] for m in [*methods, RANDOM]}
     sanity: dict[str, list[float]] = {m: [] for m in methods}
     for k, seed in enumerate(seeds):
         scene = make_scene(seed)
         x = model.preprocess(scene.image)
         target = sc.ClassTarget(scene.label, label=scene.name)
-        maps: dict[str, tuple[torch.Tensor | np.ndarray, float]] = {}
-        for method in methods:
-            engine.cache.clear()
-            a = sc.attribute(
-                model, x, method, target if infos[method].needs_target else None, use_cache=False
+        rows = image_rows(
+            model,
+            x,
+            target,
+            scene.mask,
+            [*methods, RANDOM],
+            seed=seed,
+            steps=steps,
+            substrate=substrate,
+            sanity=k < sanity_scenes,
+        )
+        for r in rows:
+            values[r["method"]].append(
+                (r["deletion"], r["insertion"], r["pointing"], r["energy_pointing"], r["seconds"])
             )
-            maps[method] = (a.map, a.seconds)
-        rng = np.random.default_rng(seed)
-        maps[RANDOM] = (rng.random(tuple(x.shape[-2:])), float("nan"))
-        for method, (sal, seconds) in maps.items():
-            d = deletion(model, x, target, sal, steps=steps, substrate=substrate)
-            i = insertion(model, x, target, sal, steps=steps, substrate=substrate)
-            hit = float(pointing_game(sal, scene.mask))
-            values[method].append((d.auc, i.auc, hit, energy_pointing(sal, scene.mask), seconds))
-        if k < sanity_scenes:
-            for method in methods:
-                check = cascading_randomization(model, x, target, method, seed=seed)
-                sanity[method].append(check.spearman[-1])
+            if k < sanity_scenes and r["method"] != RANDOM:
+                sanity[r["method"]].append(r["sanity"])
         if log is not None:
             log(f"scene {k + 1}/{len(seeds)} (seed {seed}) done")
     rows = []
