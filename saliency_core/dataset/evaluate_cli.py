@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not methods:
         raise InvalidParameter("--methods names no method.")
     check_methods([m for m in methods if m != "random"])
+    if args.address and args.engine != "ray":
+        raise InvalidParameter("--address names a Ray cluster: add --engine ray.")
     if args.steps < 2:
         raise InvalidParameter("--steps must be at least 2.")
     sc.limits().check("max_metric_steps", args.steps, "--steps")

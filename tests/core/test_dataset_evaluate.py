@@ -142,3 +142,12 @@ def test_without_engine_nothing_imports_ray(tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_engine_ray_without_ray_installed_is_a_message(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    args = ["evaluate", "--methods", "gradcam", "--scenes", "1", "--steps", "2", "--out", str(tmp_path)]
+    assert main([*args, "--engine", "ray"]) == 1
+    assert "needs Ray" in capsys.readouterr().err
+    assert main([*args, "--address", "auto"]) == 1
+    assert "--engine ray" in capsys.readouterr().err
