@@ -151,3 +151,13 @@ def test_engine_ray_without_ray_installed_is_a_message(tmp_path, monkeypatch, ca
     assert "needs Ray" in capsys.readouterr().err
     assert main([*args, "--address", "auto"]) == 1
     assert "--engine ray" in capsys.readouterr().err
+
+
+def test_sanity_column_is_the_cascading_randomisation_similarity(model, tmp_path) -> None:
+    (item,) = scene_items(SEEDS[:1])
+    settings = Settings("shapes_demo", "default", "test", steps=2, sanity=True)
+    rows = evaluate_items(model, [item], ["gradcam"], settings, tmp_path).rows
+    x, target, _ = prepare(model, item)
+    check = sc.metrics.cascading_randomization(model, x, target, "gradcam", seed=item.seed)
+    assert rows[0]["sanity"] == pytest.approx(check.spearman[-1], abs=1e-9)
+    assert np.isnan(rows[1]["sanity"])  # the random baseline has no model to randomise
