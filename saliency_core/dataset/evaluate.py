@@ -123,16 +123,26 @@ def evaluate_items(
             finished += 1
             if progress is not None:
                 progress(finished, len(items), item.name)
-    rows = [store.read(i.sha256, m) for i in items for m in wanted if store.done(i.sha256, m)]
+    rows = [
+        {**store.read(i.sha256, m), "source": source_of(i)}
+        for i in items
+        for m in wanted
+        if store.done(i.sha256, m)
+    ]
     return Outcome(rows, computed, skipped, time.perf_counter() - began)
+
+
+def source_of(item: Item) -> str:
+    """Where an item's image comes from: its file, or `scene:<seed>` for a generated scene."""
+    return item.path if item.path is not None else f"scene:{item.scene_seed}"
 
 
 def per_image_frame(rows: Sequence[dict[str, Any]], settings: Settings) -> Any:
     """The per-image table (pandas): one row per image and method, the metrics and the settings."""
     import pandas as pd
 
-    columns = ["image", "sha256", "target_index", "target_label", "method", *METRICS, "seconds"]
+    columns = ["image", "source", "sha256", "target_index", "target_label", "method", *METRICS, "seconds"]
     frame = pd.DataFrame(list(rows), columns=columns)
-    frame.insert(5, "model", settings.model)
-    frame.insert(6, "weights", settings.weights)
+    frame.insert(6, "model", settings.model)
+    frame.insert(7, "weights", settings.weights)
     return frame

@@ -130,6 +130,7 @@ def test_evaluate_a_folder_with_masks_and_a_bad_image(tmp_path, capsys) -> None:
     assert "two" in err and "not an image" in err and "Traceback" not in err
     per_image = pd.read_csv(out / "per_image.csv")
     assert list(per_image["image"]) == ["one", "one"] and per_image["pointing"].notna().all()
+    assert per_image["source"].str.endswith("one.png").all()
     assert main([*base, "--images", str(tmp_path / "nowhere")]) == 1
     assert "no bundled sample" in capsys.readouterr().err
 
