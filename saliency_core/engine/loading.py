@@ -23,6 +23,7 @@ from ..models.loaded import LoadedModel, module_token
 from ..models.registry import ModelSpec, get_spec
 from ..models.sources import check_num_classes, default_categories, spec_file, split_id
 from ..models.weights import load_into, read_state_dict
+from .precision import prefer_channels_last
 
 # (path, size, mtime, ctime, inode) -> sha256: a file is hashed again whenever it is written to (the
 # ctime changes on every write, even when a copy restores the modification time).
@@ -90,6 +91,7 @@ class ModelLoader:
                 return found
             spec, module = self._build(model_id, label if is_file else weights, num_classes)
             module.eval().to(self.device)
+            prefer_channels_last(module, self.device)
             model = LoadedModel(
                 module,
                 engine=self,
