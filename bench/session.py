@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16, help="the anchors' batch (captum Occlusion, IG)")
     p.add_argument("--sample", default="chelsea", help="bundled sample id (sc.list_samples())")
     p.add_argument("--json", default="", metavar="PATH", help="also write the figures as JSON to PATH")
+    p.add_argument(
+        "--anchor-channels-last",
+        action="store_true",
+        help="give the anchors' model the channels-last layout our engine stores it in (default: "
+        "torchvision's contiguous layout, as a notebook builds it)",
+    )
     return p.parse_args(argv)
 
 
@@ -227,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     lm = sc.load_model(args.model, weights=None)
     anchor_model = copy.deepcopy(lm.module)  # the notebook's own model, same weights
+    # As torchvision builds it: our engine stores a loaded CNN channels-last, a notebook's model is not.
+    layout = torch.channels_last if args.anchor_channels_last else torch.contiguous_format
+    anchor_model.to(memory_format=layout)
     path = next(s.path for s in sc.list_samples() if s.id == args.sample)
     layers = lm.layers()
     steps = session_steps(layers[0], layers[1] if len(layers) > 1 else layers[0])
@@ -251,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"session: model {args.model} (random init), input 1x3x{args.size}x{args.size}, sample {args.sample}, "
         f"device {engine.describe_device()}, torch {torch.__version__}, anchors' batch {args.batch_size}, "
+        f"anchors' model {'channels-last' if args.anchor_channels_last else 'contiguous (NCHW)'}, "
         f"{len(runs)} session(s), median per step"
     )
     print(table(rows))
@@ -282,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         reuse_ok=ok,
         occlusion_notes={k: list(v) for k, v in ours.notes.items() if k.startswith("occlusion")},
         occlusion_paths=ours.paths,
+        anchor_layout="channels_last" if args.anchor_channels_last else "contiguous",
     )
     emit_json(payload, args.json)
     return 0 if ok else 1
