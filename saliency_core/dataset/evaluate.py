@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SaliencyError
+from ..errors import Cancelled, SaliencyError
 from ..models import LoadedModel
 from .items import Item, prepare
 from .metrics import METRICS, RANDOM, image_rows
 from .store import PartStore, Settings
 
 Progress = Callable[[int, int, str], None]  # (finished images, all images, message)
+Cancel = Callable[[], bool]  # True once the run should stop (e.g. threading.Event.is_set)
 _WARMED: set[tuple[Any, ...]] = set()  # (model, module, input shape, method) run once in this process
 
 
@@ -81,13 +82,16 @@ def evaluate_items(
     out: Path,
     *,
     progress: Progress | None = None,
+    cancel: Cancel | None = None,
     engine: str = "local",
     address: str | None = None,
     num_cpus: int | None = None,
 ) -> Outcome:
     """Evaluate `items` (resuming from `out`'s part files): every row of every item, in item order.
 
-    `model` is used in-process; with `engine="ray"` each Ray actor loads its own (model may be None)."""
+    `model` is used in-process; with `engine="ray"` each Ray actor loads its own (model may be None).
+    In-process, `cancel()` is asked before each map: once it is true the run raises sc.Cancelled, keeping
+    every row finished so far in the part files (running it again resumes from there)."""
     began = time.perf_counter()
     store = PartStore(out, settings)
     wanted = all_methods(methods)
@@ -114,10 +118,14 @@ def evaluate_items(
         if model is None:
             raise ValueError("An in-process evaluation needs the model.")
         for item, pending in todo:
+            _stop_if(cancel)
             try:
                 for row in item_rows(model, item, pending, settings):
                     store.write(item.sha256, row)  # at once: an interruption loses at most this map
                     computed += 1
+                    _stop_if(cancel)
+            except Cancelled:  # a SaliencyError too, but the run's end, not this image's problem
+                raise
             except SaliencyError as exc:
                 skipped.append((item.name, str(exc)))
             finished += 1
@@ -130,6 +138,11 @@ def evaluate_items(
         if store.done(i.sha256, m)
     ]
     return Outcome(rows, computed, skipped, time.perf_counter() - began)
+
+
+def _stop_if(cancel: Cancel | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("Cancelled; the finished rows are kept, and running again resumes from them.")
 
 
 def source_of(item: Item) -> str:
