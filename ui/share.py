@@ -119,6 +119,19 @@ def apply_from_url() -> list[str]:
     return problems
 
 
+def request_view(values: dict[str, Any]) -> None:
+    """Ask for a view (the session keys a link sets: image, source, model, target, method) to be set when
+    the next run starts, before the sidebar draws: a page that opens another view mid-run (Benchmark's
+    rows) cannot set widget keys the sidebar has already drawn in this run."""
+    st.session_state[state.VIEW_REQUEST] = dict(values)
+
+
+def apply_requested() -> None:
+    """Set the view `request_view` asked for (once)."""
+    for key, value in (st.session_state.pop(state.VIEW_REQUEST, None) or {}).items():
+        st.session_state[key] = value
+
+
 def _apply_upload(digest: str) -> bool:
     """Open the uploaded image a link names, while the upload store keeps it; else say why (the sidebar
     shows the image error over the first sample, which the session then starts on)."""

@@ -21,6 +21,7 @@ ICONS = {
     "evaluate": ":material/fact_check:",
     "learn": ":material/school:",
     "settings": ":material/settings:",
+    "benchmark": ":material/leaderboard:",
 }
 
 
@@ -54,6 +55,7 @@ def setup(title: str) -> View | None:
         menu_items={"About": "Explore, compare and export saliency maps of vision models."},
     )
     state.keep_widget_values()
+    share.apply_requested()  # a view another page opened (before the sidebar's widgets draw)
     problems = share.apply_from_url()
     _navigation()
     current = sidebar.render()

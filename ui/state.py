@@ -23,6 +23,7 @@ PARAM_PREFIX = "param."  # param.<method>.<name>
 COMPARE_PREFIX = "compare."
 EVALUATE_PREFIX = "evaluate."  # widgets of the Evaluate page
 LEARN_PREFIX = "learn."
+BENCHMARK_PREFIX = "bench."  # widgets of the Benchmark page
 ACTION_PREFIX = (
     "act."  # buttons, uploaders, camera: Streamlit refuses assigned values for these, so never kept
 )
@@ -114,6 +115,7 @@ def param(method_id: str, name: str) -> str:
 RESULTS = "results"  # SessionStore of the computed maps
 COMPUTE_COUNT = "compute_count"  # maps computed by this session (the engine may still have had them cached)
 SHARE_APPLIED = "share.applied"  # the share link in the URL was applied once
+VIEW_REQUEST = "share.view_request"  # {session key: value} of a view asked for, set at the next run's start
 JOB_WATCHER = "jobs.watcher"  # this session's id as a watcher of the engine's jobs (Cancel detaches it)
 REQUESTS = "jobs.requests"  # {request key: (view, method, params)} lately keyed, to ask the engine about
 
@@ -212,6 +214,28 @@ def am_layer(model_id: str) -> str:
     return f"{_AM}layer.{model_id}"
 
 
+# --- Benchmark ---------------------------------------------------------------------------------------------
+BENCH_FOLDER = f"{BENCHMARK_PREFIX}folder"  # the evaluation folder picked under the root
+BENCH_MODEL = f"{BENCHMARK_PREFIX}model"  # model of a scenes run
+BENCH_METHODS = f"{BENCHMARK_PREFIX}methods"
+BENCH_SCENES = f"{BENCHMARK_PREFIX}scenes"
+BENCH_STEPS = f"{BENCHMARK_PREFIX}steps"
+BENCH_METRIC = f"{BENCHMARK_PREFIX}metric"  # the leaderboard's sort and chart metric
+BENCH_FILTER = f"{BENCHMARK_PREFIX}filter"  # methods shown in the per-image rows
+BENCH_PENDING = f"{BENCHMARK_PREFIX}pending"  # the scenes run asked for (its folder name), until it ends
+BENCH_CANCELLED = "benchmark.cancelled"  # set by the run's Cancel, shown once
+BENCH_RESULT = "benchmark.result"  # ui.benchmark.load.Opened: the evaluation on show
+BENCH_ERROR = "benchmark.error"  # why the last file or folder could not be opened, shown until the next
+BENCH_UPLOAD = f"{ACTION_PREFIX}benchmark.upload"  # the per-image table uploader
+BENCH_UPLOAD_ID = "benchmark.upload_id"  # file id of the upload last read (read once)
+BENCH_OPENED = "benchmark.opened"  # (result id, row) last opened in Explore (a selection opens once)
+
+
+def bench_rows(result_id: str) -> str:
+    """The per-image table of one result (its row selection opens the row in Explore)."""
+    return f"{ACTION_PREFIX}benchmark.rows.{result_id}"
+
+
 # --- keeping widget values ---------------------------------------------------------------------------------
 _KEEP_PREFIXES = (
     SEL_PREFIX,
@@ -221,6 +245,7 @@ _KEEP_PREFIXES = (
     COMPARE_PREFIX,
     EVALUATE_PREFIX,
     LEARN_PREFIX,
+    BENCHMARK_PREFIX,
 )
 
 
