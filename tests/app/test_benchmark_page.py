@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from app_helpers import texts
 
+import saliency_core as sc
 from saliency_core.dataset import summarise
-from saliency_core.dataset.scenes_run import scene_png
+from saliency_core.dataset.scenes_run import PARTS, ScenesRun, finished, run_scenes, scene_png
 from ui import state
 
 BENCH = "pages/5_Benchmark.py"
@@ -153,3 +154,21 @@ def test_choosing_a_row_opens_it_in_explore(app, root) -> None:
     view = at.session_state[state.VIEW]
     assert view.target is not None and view.target.index == 2 and view.target_label.startswith("triangle")
     assert found.digest
+
+
+def test_a_cancelled_scenes_run_keeps_its_maps_and_the_rerun_resumes(tmp_path) -> None:
+    run = ScenesRun("shapes_demo", ("gradcam", "gradient"), scenes=2, steps=4)
+    asked = []
+
+    def cancel() -> bool:  # asked before each map: stop after the first image's three rows
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(sc.Cancelled):
+        run_scenes(run, tmp_path, cancel=cancel)
+    parts = {p: p.stat().st_mtime_ns for p in (tmp_path / PARTS).rglob("*.json") if p.name != "settings.json"}
+    assert len(parts) == 3 and finished(run, tmp_path) is None
+    folder = run_scenes(run, tmp_path)
+    assert finished(run, tmp_path) == folder
+    assert len(pd.read_parquet(folder / "per_image.parquet")) == 6
+    assert all(p.stat().st_mtime_ns == t for p, t in parts.items())  # nothing computed twice

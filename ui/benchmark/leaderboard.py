@@ -82,13 +82,14 @@ def table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     found = rows[rows["method"].eq(RANDOM)]
     baseline = found.iloc[0] if len(found) else None
     out = pd.DataFrame({"Method": [method_title(m) for m in rows["method"]], "Images": rows["images"]})
+    # Beside the method, so the comparison that matters is in sight however many metric columns follow.
+    out[f"vs. random ({TITLES[metric]})"] = [versus_baseline(r, baseline, metric) for _, r in rows.iterrows()]
     for m in present(summary):
         out[f"{TITLES[m]} {BETTER[m]}"] = rows[m].to_numpy(float)
         out[f"{TITLES[m]} 95% interval"] = [
             "" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
             for lo, hi in zip(rows[f"{m}_low"].to_numpy(float), rows[f"{m}_high"].to_numpy(float))
         ]
-    out[f"vs. random ({TITLES[metric]})"] = [versus_baseline(r, baseline, metric) for _, r in rows.iterrows()]
     return out
 
 

@@ -111,7 +111,8 @@ def section() -> None:
             on_click=_request,
             args=(run,),
             disabled=not run.methods,
-            help=f"Tables go to {root / run.folder_name()}; the same settings again resume or reopen it.",
+            help=f"Tables go to {run.folder_name()} under the evaluation folder; the same settings again "
+            "resume the run or reopen it.",
         )
     if st.session_state.pop(state.BENCH_CANCELLED, None):
         st.info("Cancelled. The finished maps are kept: Run again to resume.", icon=":material/stop_circle:")

@@ -1,0 +1,110 @@
+"""The Benchmark page in Chromium: a small run on generated scenes shows its progress, then the leaderboard
+and its chart (saved as docs/screenshots/benchmark.png when missing); selecting a per-image row opens
+Explore on that scene with the row's method."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import ARTIFACTS, BROWSER_ARGS, ROOT, chromium, free_port, save_small, variance, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+VIEWPORT = {"width": 1400, "height": 1150}
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The app on a free port with its evaluation root in a temporary folder; stopped by its PID."""
+    chromium()
+    root = tmp_path_factory.mktemp("saliency_eval")
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "streamlit_benchmark.log").open("w")
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    env = {**os.environ, "SALIENCY_EVAL_DIR": str(root)}
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit_benchmark.log'}")
+            time.sleep(0.5)
+        yield url, root
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_run_on_scenes_leaderboard_and_a_row_opened_in_explore(bench_server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = bench_server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(url)
+            wait_idle(page)
+            sidebar = page.get_by_test_id("stSidebar")
+            main = page.get_by_test_id("stMain")
+            sidebar.get_by_role("link", name="Benchmark").click()
+            expect(main.get_by_role("heading", name="Benchmark")).to_be_visible()
+            wait_idle(page)
+            main.get_by_role("tab", name="Run on generated scenes").click()
+            scenes = main.get_by_role("spinbutton", name="Scenes")
+            scenes.fill("6")
+            scenes.press("Enter")
+            wait_idle(page)
+            main.get_by_role("button", name="Run", exact=True).click()
+            expect(main.get_by_role("heading", name="Leaderboard")).to_be_visible()
+            wait_idle(page)
+            assert list(root.glob("scenes-shapes_demo*/per_image.parquet"))
+            expect(main.get_by_text("Random map (baseline)").first).to_be_attached()
+            chart = main.get_by_test_id("stPlotlyChart").first
+            expect(chart).to_be_visible()
+            page.mouse.move(5, 5)  # no tooltip in the picture
+            main.get_by_role("heading", name="Leaderboard").scroll_into_view_if_needed()
+            main.get_by_role("heading", name="Leaderboard").evaluate(
+                "e => e.scrollIntoView({block: 'start'})"
+            )
+            page.wait_for_timeout(800)  # plotly's first draw
+            shot = page.screenshot()
+            assert variance(shot) > 5
+            save_small(shot, "benchmark.png")
+            # Select the first per-image row by its row marker (the grid is a canvas: click by position).
+            grid = main.get_by_test_id("stDataFrame").nth(1)
+            grid.scroll_into_view_if_needed()
+            box = grid.bounding_box()
+            assert box is not None
+            page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)
+            expect(main.get_by_role("heading", name="Explore")).to_be_visible()
+            wait_idle(page)
+            expect(sidebar.get_by_text("scene 1800000")).to_be_visible()
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "benchmark_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
