@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import texts
+from app_helpers import slow_batches, texts
 
 import saliency_core as sc
 from saliency_core.dataset import summarise
@@ -172,3 +172,20 @@ def test_a_cancelled_scenes_run_keeps_its_maps_and_the_rerun_resumes(tmp_path) -
     assert finished(run, tmp_path) == folder
     assert len(pd.read_parquet(folder / "per_image.parquet")) == 6
     assert all(p.stat().st_mtime_ns == t for p, t in parts.items())  # nothing computed twice
+
+
+def test_leaving_during_a_run_and_coming_back_attaches_to_it(app, root, monkeypatch) -> None:
+    slow_batches(monkeypatch, 0.03)  # the run outlasts the first script run
+    at = app(page=BENCH)
+    at.multiselect(key=state.BENCH_METHODS).set_value(["gradcam", "gradient"])
+    at.number_input(key=state.BENCH_SCENES).set_value(2)
+    at.slider(key=state.BENCH_STEPS).set_value(12).run()
+    at.button(key="act.benchmark.run").click()
+    with pytest.raises(RuntimeError, match="timed out"):  # the page is left while the run goes on
+        at.run(timeout=1.5)
+    jobs = [j for j in sc.get_engine().jobs.jobs() if j.label == "Benchmark on 2 scenes" and not j.done]
+    assert len(jobs) == 1
+    at.switch_page("pages/4_Settings.py").run()
+    at.switch_page(BENCH).run()  # attaches to the same job and waits for it
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert jobs[0].state == "done" and (_board(at)["Images"] == 2).all()

@@ -29,6 +29,7 @@ def page() -> None:
         _open_section()
     with running:
         run.section()
+    run.progress()
     error = st.session_state.get(state.BENCH_ERROR)
     if error:
         st.error(md(error, limit=None), icon=":material/error:")

@@ -98,7 +98,7 @@ def _work(run: ScenesRun, root: Path) -> sc.Work:
 
 
 def section() -> None:
-    """The form, its Run button and, while a run is asked for, its progress; a finished run is opened."""
+    """The form and its Run button (or Open, when the same run has finished before)."""
     run = form()
     root = load.root()
     if run is not None:
@@ -114,11 +114,16 @@ def section() -> None:
             help=f"Tables go to {run.folder_name()} under the evaluation folder; the same settings again "
             "resume the run or reopen it.",
         )
+
+
+def progress() -> None:
+    """While a run is asked for, its progress bar with Cancel (below the tabs, so that it is in sight
+    whichever tab is open when the page is come back to); a finished run is opened."""
     if st.session_state.pop(state.BENCH_CANCELLED, None):
         st.info("Cancelled. The finished maps are kept: Run again to resume.", icon=":material/stop_circle:")
     pending = st.session_state.get(state.BENCH_PENDING)
     if isinstance(pending, ScenesRun):
-        _go(pending, root)
+        _go(pending, load.root())
 
 
 def _go(run: ScenesRun, root: Path) -> None:
