@@ -189,3 +189,25 @@ def test_leaving_during_a_run_and_coming_back_attaches_to_it(app, root, monkeypa
     at.switch_page(BENCH).run()  # attaches to the same job and waits for it
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert jobs[0].state == "done" and (_board(at)["Images"] == 2).all()
+
+
+def test_a_file_row_opens_from_under_the_root_only(app, root, tmp_path_factory) -> None:
+    inside, outside = root / "images" / "a.png", tmp_path_factory.mktemp("elsewhere") / "b.png"
+    inside.parent.mkdir()
+    inside.write_bytes(scene_png(SEED + 5))
+    outside.write_bytes(scene_png(SEED + 6))
+    frame = _per_image(2).iloc[[0, 3]].reset_index(drop=True)  # gradcam rows of two images
+    frame["source"] = [str(inside), str(outside)]
+    (root / "files").mkdir()
+    frame.to_csv(root / "files" / "per_image.csv", index=False)
+    at = app(page=BENCH)
+    at.button(key="act.benchmark.open").click().run()
+    key = at.main.dataframe[1].key
+    at.session_state[key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert at.title[0].value == "Benchmark" and "not a file under" in texts(at)
+    at.session_state[key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and at.title[0].value == "Explore"
+    assert at.session_state[state.IMAGE].digest == hashlib.sha256(inside.read_bytes()).hexdigest()
+    assert at.session_state[state.METHOD] == "gradcam"

@@ -1,10 +1,12 @@
 """The per-image rows of an evaluation (filtered by method), and opening a chosen row in Explore with the
 same image, model, method and target.
 
-Opening sets the same session keys a share link sets (ui/share.py): the image is accepted as an upload
-(a generated scene is drawn again from its seed; a file is read only from under the evaluation root), the
-model and its weights, the method and its family, and the target's rank among the predictions the
-sidebar lists, kept for the new image; then the page switches to Explore.
+Opening sets the session keys a share link sets (ui/share.py), through `share.request_view`, which sets
+them when Explore's run starts, before the sidebar draws: the image as an upload (a generated scene drawn
+again from its seed; a file read only from under the evaluation root), the model and its weights, the
+method and its family, and the target's rank among the predictions the sidebar lists, kept for the new
+image. Everything is checked first (the image decodes, the target is listed), so a row that cannot be
+opened changes nothing and says why.
 """
 
 from __future__ import annotations
