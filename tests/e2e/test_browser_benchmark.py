@@ -108,3 +108,40 @@ def test_run_on_scenes_leaderboard_and_a_row_opened_in_explore(bench_server: tup
             raise
         finally:
             browser.close()
+
+
+def test_cancel_stops_a_run_and_keeps_its_maps(bench_server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = bench_server
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=BROWSER_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(f"{url}/Benchmark")
+            wait_idle(page)
+            main = page.get_by_test_id("stMain")
+            main.get_by_role("tab", name="Run on generated scenes").click()
+            scenes = main.get_by_role("spinbutton", name="Scenes")
+            scenes.fill("50")
+            scenes.press("Enter")
+            wait_idle(page)
+            main.get_by_role("button", name="Run", exact=True).click()
+            # The first test's 6 scenes (same settings) are resumed at once; wait for new ones.
+            page.wait_for_function(
+                "() => Number((/(\\d+) of 50 scenes/.exec(document.querySelector('[data-testid=stProgress]')"
+                "?.innerText || '') || [0, 0])[1]) >= 8"
+            )
+            main.get_by_role("button", name="Cancel").click()
+            expect(main.get_by_text("Cancelled. The finished maps are kept")).to_be_visible()
+            assert not list(root.glob("scenes-*-50x*"))  # no tables: the run did not finish
+            done = {p.parent for p in root.glob("_scene_parts/parts/*/*/*.json")}
+            assert len(done) >= 8  # its finished maps are kept (a rerun resumes from them)
+            expect(main.get_by_role("button", name="Run", exact=True)).to_be_visible()
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "benchmark_cancel_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
