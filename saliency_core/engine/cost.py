@@ -118,9 +118,11 @@ class CostModel(SpeedModel):
         size = tuple(x.shape[-2:])
         passes = spec.cost(resolved, self._cost_info(model, resolved, size, x))
         timed = self._time_passes(model, x, resolved, passes)
-        if timed is None or timed[0] < MIN_CALIBRATED_SECONDS:
-            return  # too short: fixed costs and timer noise would decide the factor
-        measured = min(max(seconds / timed[0], 1 / MAX_FACTOR), MAX_FACTOR)
+        if timed is None or max(timed[0], seconds) < MIN_CALIBRATED_SECONDS:
+            return  # both too short: timer noise would decide the factor
+        # A run far longer than its passes predict is learned even when the passes are quick: guided
+        # Grad-CAM's hooked backward on the demo CNN takes about 4x its plain passes' 12 ms.
+        measured = min(max(seconds / max(timed[0], 1e-9), 1 / MAX_FACTOR), MAX_FACTOR)
         key = (model.key, method, size)
         # The median of the last three runs: a first, cold run (lazy imports, allocations) does not last.
         recent = self._method_ratios.setdefault(key, deque(maxlen=3))
