@@ -4,16 +4,11 @@ Explore on that scene with the row's method."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import ARTIFACTS, BROWSER_ARGS, ROOT, chromium, free_port, save_small, variance, wait_idle
+from browser import ARTIFACTS, BROWSER_ARGS, chromium, save_small, serve_app, variance, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -26,34 +21,8 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     """The app on a free port with its evaluation root in a temporary folder; stopped by its PID."""
     chromium()
     root = tmp_path_factory.mktemp("saliency_eval")
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "streamlit_benchmark.log").open("w")
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    env = {**os.environ, "SALIENCY_EVAL_DIR": str(root)}
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit_benchmark.log'}")
-            time.sleep(0.5)
+    with serve_app("streamlit_benchmark.log", {"SALIENCY_EVAL_DIR": str(root)}) as url:
         yield url, root
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_run_on_scenes_leaderboard_and_a_row_opened_in_explore(bench_server: tuple[str, Path]) -> None:
