@@ -6,13 +6,13 @@ The engine (and the models it loads) is shared by every session and thread; it s
 from __future__ import annotations
 
 import hashlib
-from importlib import metadata
 
 import numpy as np
 import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
+from saliency_core.dataset.card import versions as card_versions
 from saliency_core.methods import FAMILY_TITLES
 
 DEMO_MODEL = "shapes_demo"
@@ -147,11 +147,5 @@ def digest(data: bytes) -> str:
 
 @st.cache_data(show_spinner=False)
 def versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on (for the export card)."""
-    out = {"saliency_core": sc.__version__}
-    for name in ("torch", "torchvision", "streamlit", "numpy", "plotly", "opencv-contrib-python-headless"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """Versions of the libraries a result depends on (for the export card): the CLI's card lists the same."""
+    return card_versions()
