@@ -70,6 +70,7 @@ class IncrementalPlan:
     """A traced model with the unoccluded image's activations, ready to evaluate batches of occlusions."""
 
     def __init__(self, gm: fx.GraphModule, x: torch.Tensor, cache: dict[fx.Node, Any]) -> None:
+        self.cap = 1.0  # < 1: approximate, regions at most this share of each map's side (apply_window)
         self.reason = ""  # "" when fully incremental, else a note on where it fell back to dense passes
         self._lock = threading.Lock()  # a pass writes into the padded tables' spare rows
         self._gm, self._x, self._cache = gm, x, cache
@@ -235,7 +236,7 @@ class IncrementalPlan:
         if win is not None:
             src = args[0]
             if isinstance(src, Region):
-                return ops.apply_window(win, src, out_full, out_node.name, self._padded)
+                return ops.apply_window(win, src, out_full, out_node.name, self._padded, self.cap)
             return win.dense(src) if isinstance(src, torch.Tensor) else None
         if node.op == "call_module":
             if not ops.pointwise_module(self._modules[node.target]):

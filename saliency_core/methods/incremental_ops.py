@@ -7,6 +7,7 @@ the map, so a whole batch moves through each op as one tensor, with no Python lo
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,10 +59,15 @@ class Padded:
         return table
 
 
-def fit(lo: torch.Tensor, hi: torch.Tensor, limit: int) -> tuple[torch.Tensor, int]:
+def fit(lo: torch.Tensor, hi: torch.Tensor, limit: int, most: int = 0) -> tuple[torch.Tensor, int]:
     """Clip per-window spans [lo, hi] (inclusive) to [0, limit) and give them one common length, shifting
-    starts back where needed so that every rectangle stays inside the map and still covers its span."""
+    starts back where needed so that every rectangle stays inside the map and still covers its span.
+
+    With ``most`` > 0, a clipped span longer than that keeps only its ``most`` middle positions."""
     lo, hi = lo.clamp(min=0), hi.clamp(max=limit - 1)
+    if most > 0:
+        lo = torch.maximum(lo, torch.div(lo + hi, 2, rounding_mode="floor") - (most - 1) // 2)
+        hi = torch.minimum(hi, lo + most - 1)
     n = int((hi - lo + 1).max().clamp(min=1))
     return lo.clamp(max=limit - n), n
 
@@ -210,9 +216,11 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> Window:
 
 
 def apply_window(
-    win: Window, src: Region, out_full: torch.Tensor, key: str, padded: Padded
+    win: Window, src: Region, out_full: torch.Tensor, key: str, padded: Padded, cap: float = 1.0
 ) -> Region | torch.Tensor:
-    """Recompute the outputs whose receptive field meets ``src``'s rectangles."""
+    """Recompute the outputs whose receptive field meets ``src``'s rectangles; with ``cap`` < 1, at most
+    that share of the map along each axis, centred on the span (approximate: Krypton's projective-field
+    threshold, the outputs beyond it keep their unoccluded values)."""
     starts, sizes, crop_start, crop_size, margins = [], [], [], [], []
     for axis in (0, 1):
         k, s, p, d = win.kernel[axis], win.stride[axis], win.padding[axis], win.dilation[axis]
@@ -223,7 +231,7 @@ def apply_window(
         # ceil((a + p - span) / s) <= o <= floor((a + size - 1 + p) / s).
         lo = -torch.div(-(a + p - span), s, rounding_mode="floor")
         hi = torch.div(a + src.size[axis] - 1 + p, s, rounding_mode="floor")
-        o, n = fit(lo, hi, n_out)
+        o, n = fit(lo, hi, n_out, max(1, math.ceil(cap * n_out)) if cap < 1.0 else 0)
         starts.append(o)
         sizes.append(n)
         crop_start.append(o * s - p)

@@ -209,3 +209,33 @@ def test_untraceable_model_gives_a_reason() -> None:
     p = plan(DataDependent().eval(), torch.randn(1, 3, 16, 16))
     assert isinstance(p, str) and "traced" in p
     assert isinstance(plan(DataDependent().eval(), torch.randn(2, 3, 16, 16)), str)  # one image only
+
+
+def test_projective_field_cap_keeps_the_unoccluded_values_beyond_it() -> None:
+    """cap 0.5 on 3x3 convs over a 16x16 map: a 2x2 window at (6, 6) reaches rows 5..8 after conv 1 (4 rows,
+    within 8), 4..9 after conv 2 (6), 3..10 after conv 3 (8, the cap) and 2..11 after conv 4, cut to its
+    middle 8: rows 3..10. The reference recomputes each layer densely, then puts back the unoccluded
+    activation outside those rectangles; uncapped (cap 1) the outputs are plain occlusion's."""
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(2 if i == 0 else 3, 3, 3, padding=1) for i in range(4)]
+    model = nn.Sequential(*[m for conv in layers for m in (conv, nn.ReLU())]).eval()
+    x = torch.randn(1, 2, 16, 16)
+    base = torch.randn(x.shape)
+    p = plan(model, x)
+    assert isinstance(p, IncrementalPlan)
+    p.cap = 0.5
+    got = p.outputs([(6, 6)], 2, base)
+    spans = [(5, 8), (4, 9), (3, 10), (3, 10)]
+    assert [p.last_regions[f"_{2 * i}"][0].tolist() for i in range(4)] == [[[a, a]] for a, _ in spans]
+    with torch.no_grad():
+        want, clean = occluded(x, [(6, 6)], 2, base), x
+        for conv, (a, b) in zip(layers, spans):
+            want, clean = torch.relu(conv(want)), torch.relu(conv(clean))
+            inside = torch.zeros_like(want, dtype=torch.bool)
+            inside[..., a : b + 1, a : b + 1] = True
+            want = torch.where(inside, want, clean)
+        exact = model(occluded(x, [(6, 6)], 2, base))
+    assert rel(got, want) < 1e-5
+    assert rel(got, exact) > 1e-3  # the cap really dropped a change: the check can fail
+    p.cap = 1.0
+    assert rel(p.outputs([(6, 6)], 2, base), exact) < 1e-5
