@@ -10,20 +10,20 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from saliency_core import card as card_mod
 from saliency_core import viz
 from ui import display as display_mod
-from ui import resources, state
+from ui import state
 from ui.display import Display
 from ui.results import Result
 from ui.view import View
 
-CARD_SCHEMA = "saliency-dashboard/card-1"
+CARD_SCHEMA = card_mod.CARD_SCHEMA
 
 
 def file_stem(view: View) -> str:
@@ -32,43 +32,35 @@ def file_stem(view: View) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{base}_{view.info.id}")
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+def record(result: Result, display: Display, label: str | None = None) -> card_mod.MapRecord:
+    """A computed map as the library's card record, with the sign it is displayed with."""
+    return card_mod.MapRecord(
+        method=result.method,
+        title=result.title,
+        family=result.family,
+        params=result.params,
+        target_index=result.target_index,
+        target_label=result.target_label,
+        seconds=result.seconds,
+        compute_seconds=result.compute_seconds,
+        from_cache=result.engine_cached,
+        forward_passes=result.forward_passes,
+        backward_passes=result.backward_passes,
+        device=result.device,
+        shape=tuple(result.map.shape),
+        raw_shape=tuple(result.raw_shape),
+        minimum=float(result.map.min()),
+        maximum=float(result.map.max()),
+        sign=display.sign_for(result.method),
+        extras=result.extras,
+        notes=result.notes,
+        label=label,
+    )
 
 
 def map_entry(result: Result, display: Display, label: str | None = None) -> dict[str, Any]:
     """How one map was made, for the card."""
-    return {
-        "label": label or result.title,
-        "method": result.method,
-        "title": result.title,
-        "family": result.family,
-        "params": {k: _json_value(v) for k, v in result.params.items()},
-        "seed": _json_value(result.seed),
-        "target": {"index": result.target_index, "label": result.target_label},
-        "timings": {
-            "seconds": round(result.seconds, 4),
-            "compute_seconds": round(result.compute_seconds, 4),
-            "from_cache": result.engine_cached,
-        },
-        "passes": {"forward": result.forward_passes, "backward": result.backward_passes},
-        "device": result.device,
-        "mode": result.mode or None,  # e.g. exact or adaptive (approximate) occlusion
-        "notes": list(result.notes),
-        "map": {
-            "shape": list(result.map.shape),
-            "raw_shape": list(result.raw_shape),
-            "min": float(result.map.min()),
-            "max": float(result.map.max()),
-            "display_sign": display.sign_for(result.method),
-        },
-    }
+    return record(result, display, label).entry()
 
 
 def _weights_file(view: View) -> str | None:
@@ -80,25 +72,6 @@ def _weights_file(view: View) -> str | None:
     return None
 
 
-def _target_details(view: View, target: Any) -> dict[str, Any]:
-    """Where the target is: a detection's box and class, a keypoint, a segmentation rectangle."""
-    out: dict[str, Any] = {}
-    box = getattr(target, "box", None) if target is not None else None
-    if box is not None:
-        out["box"] = [round(float(v), 2) for v in box]
-    if target is not None and getattr(target, "category", None) is not None:
-        out["category"] = int(target.category)
-    if target is not None and getattr(target, "keypoint_name", None):
-        out["keypoint"] = target.keypoint_name
-        location = getattr(target, "location", None)
-        out["keypoint_location"] = [round(float(v), 2) for v in location] if location else None
-    if view.region is not None:
-        out["region"] = list(view.region)
-    if view.threshold is not None:
-        out["threshold"] = view.threshold
-    return out
-
-
 def card(
     view: View,
     results: Sequence[Result],
@@ -107,59 +80,35 @@ def card(
     metrics: dict[str, Any] | None = None,
     page: str = "explore",
 ) -> dict[str, Any]:
-    """The JSON card of one view and its maps: image digest, model, target, methods, versions, timings."""
+    """The JSON card of one view and its maps, built by the library (saliency_core.card) from the image,
+    model, target and maps, with what only the app knows: the page, the display settings, an uploaded
+    weights file, a segmentation rectangle, a detection threshold."""
     labels = list(labels) if labels is not None else [r.title for r in results]
-    entries = [map_entry(r, display, lab) for r, lab in zip(results, labels)]
-    target = view.target
-    first = entries[0] if entries else None
-    return {
-        "schema": CARD_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "page": page,
-        "image": {
-            "sha256": view.image.digest,
-            "name": view.image.name,
-            "source": view.image.source,
-            "sample_id": view.image.sample_id,
-            "size": [view.image.width, view.image.height],
-            "input_size": list(view.picture.shape[:2]),
-        },
-        "model": {
-            "id": view.info.id,
-            "title": view.info.title,
-            "task": view.info.task,
-            "weights": view.weights,
-            "weights_file": _weights_file(view),
-            # Where the model came from: the catalogue, a plugin, timm or torchvision, with the weights
-            # file's and class-names file's hashes.
-            "source": {k: _json_value(v) for k, v in view.model.source_info().items()},
-        },
-        "target": {
-            "index": view.target_index,
-            "label": view.target_label,
-            "score": _json_value(getattr(target, "score", None)),
-            "class_index": _json_value(getattr(target, "index", None)),
-            **_target_details(view, target),
-        },
-        "method": (
-            {"id": first["method"], "title": first["title"], "params": first["params"]}
-            if len(entries) == 1
-            else [{"id": e["method"], "label": e["label"], "params": e["params"]} for e in entries]
+    image = view.image
+    return card_mod.card(
+        [record(r, display, lab) for r, lab in zip(results, labels)],
+        image=card_mod.image_fields(
+            sha256=image.digest,
+            name=image.name,
+            source=image.source,
+            sample_id=image.sample_id,
+            size=(image.width, image.height),
+            input_size=view.picture.shape[:2],
         ),
-        "seed": first["seed"] if len(entries) == 1 else {e["label"]: e["seed"] for e in entries},
-        "timings": {
-            "seconds": round(sum(r.seconds for r in results), 4),
-            "compute_seconds": round(sum(r.compute_seconds for r in results), 4),
-        },
-        "passes": {
-            "forward": sum(r.forward_passes for r in results),
-            "backward": sum(r.backward_passes for r in results),
-        },
-        "maps": entries,
-        "display": display.as_dict(),
-        "versions": resources.versions(),
-        "metrics": metrics or {},
-    }
+        model=view.model,
+        weights=view.weights,
+        weights_file=_weights_file(view),
+        target=card_mod.target_fields(
+            view.target,
+            view.target_index,
+            view.target_label,
+            region=list(view.region) if view.region is not None else None,
+            threshold=view.threshold,
+        ),
+        page=page,
+        display=display.as_dict(),
+        metrics=metrics,
+    )
 
 
 def card_bytes(content: dict[str, Any]) -> bytes:

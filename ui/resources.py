@@ -12,7 +12,7 @@ import streamlit as st
 
 import saliency_core as sc
 from saliency_core import viz
-from saliency_core.dataset.card import versions as card_versions
+from saliency_core.card import versions as card_versions
 from saliency_core.methods import FAMILY_TITLES
 
 DEMO_MODEL = "shapes_demo"

@@ -131,7 +131,9 @@ def explain_image(
         sign = info.sign if info.sign in SIGNS else "positive"
         shown = viz.overlay(picture, viz.normalise(a.map, sign=sign), o.cmap, 0.5)
         base.with_suffix(".png").write_bytes(viz.png_bytes(shown))
-        content = card(source, sha, image, picture, model, weights, a, info.title, info.sign, metrics)
+        content = card(
+            source, sha, image, picture, model, weights, a, info, sign, target, predictions, metrics
+        )
         base.with_suffix(".json").write_text(json.dumps(content, indent=2, ensure_ascii=False, default=str))
         entry["results"].append(
             {

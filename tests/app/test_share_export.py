@@ -11,6 +11,7 @@ from app_helpers import demo_weights, texts
 from PIL import Image
 
 import saliency_core as sc
+from saliency_core.cli import main
 from ui import display, export, results, state
 
 
@@ -91,6 +92,27 @@ def test_export_card_png_and_npz(app) -> None:
         assert npz["shown_0"].min() >= 0 and npz["shown_0"].max() <= 1
         assert npz["image"].shape == (224, 224, 3) and list(npz["labels"]) == ["Grad-CAM"]
         assert json.loads(str(npz["card"]))["method"]["id"] == "gradcam"
+
+
+def test_the_cli_card_of_the_same_map_reads_like_the_app_card(app, tmp_path, capsys) -> None:
+    """One builder (saliency_core.card): the CLI's card of the view's map has the app card's fields and
+    values, less what only the app knows (display settings) and how each run went (page, timings)."""
+    at = app()
+    view = at.session_state[state.VIEW]
+    _, result = at.session_state[state.RESULTS].matching(view.base_key())[-1]
+    ours = json.loads(export.card_bytes(export.card(view, [result], display.DEFAULTS)))
+    weights = "none" if view.weights == "random" else "default"
+    args = ["explain", view.image.sample_id, "--weights", weights, "--out", str(tmp_path)]
+    assert main([*args, "--target", str(view.target.index)]) == 0
+    cli = json.loads((tmp_path / view.image.sample_id / f"{result.method}.json").read_text())
+    assert set(ours) - set(cli) == {"display"} and set(cli) - set(ours) == set()
+    assert cli["page"] == "cli" and cli["image"].pop("path").endswith(f"{view.image.sample_id}.png")
+    assert cli["image"] == ours["image"] and cli["model"] == ours["model"] and cli["target"] == ours["target"]
+    assert cli["method"] == ours["method"] and cli["seed"] == ours["seed"]
+    run = ("timings", "passes", "device")  # how this run went (the CLI's may come from the cache)
+    assert {k: v for k, v in cli["maps"][0].items() if k not in run} == {
+        k: v for k, v in ours["maps"][0].items() if k not in run
+    }
 
 
 def test_results_are_keyed_by_everything_that_changes_a_map(app) -> None:

@@ -40,7 +40,11 @@ def test_maps_equal_sc_attribute_for_the_same_inputs(folder, tmp_path, capsys) -
             saved = np.load(out / name / f"{method}.npz")
             np.testing.assert_allclose(saved["map"], expected, rtol=0, atol=1e-6)
             card = json.loads((out / name / f"{method}.json").read_text())
-            assert card["target"]["index"] == target.index and card["method"]["id"] == method
+            # As in the app's card: `index` is the target's place among the predictions, `class_index` its class.
+            assert card["target"]["index"] == 0 and card["target"]["class_index"] == target.index
+            assert card["method"]["id"] == method and card["page"] == "cli"
+            assert card["image"]["source"] == "file" and card["image"]["path"] == str(folder / f"{name}.png")
+            assert card["maps"][0]["family"] == next(m.family for m in sc.list_methods() if m.id == method)
             assert set(card) >= {
                 "image",
                 "model",
