@@ -44,6 +44,7 @@ class SpeedTable:
         self._batches: OrderedDict[Hashable, dict[int, deque[float]]] = OrderedDict()
         self._cold: dict[Hashable, int] = {}  # key -> size of its cold first batch, while still held
         self._run: set[Hashable] = set()  # keys measured on a real run (not only by the probe)
+        self._cold_run: set[Hashable] = set()  # keys whose only batch outside the probe is the cold one
         self._lock = threading.Lock()
 
     def record(self, key: Hashable, images: int, seconds: float, probe: bool = False) -> None:
@@ -54,9 +55,16 @@ class SpeedTable:
             if sizes is None:
                 sizes = self._batches[key] = {}
                 self._cold[key] = images
-            elif self._cold.get(key) == images:
-                sizes[images].popleft()  # a warm batch of the cold one's size replaces it
-                del self._cold[key]
+                if not probe:
+                    self._cold_run.add(key)
+            else:
+                if self._cold.get(key) == images:
+                    sizes[images].popleft()  # a warm batch of the cold one's size replaces it
+                    del self._cold[key]
+                    if probe and key in self._cold_run:  # the only batch a run measured is gone
+                        self._run.discard(key)
+                if not probe or key not in self._cold:
+                    self._cold_run.discard(key)
             sizes.setdefault(images, deque(maxlen=_KEEP)).append(float(seconds))
             if not probe:
                 self._run.add(key)
@@ -65,10 +73,19 @@ class SpeedTable:
                 old, _ = self._batches.popitem(last=False)
                 self._cold.pop(old, None)
                 self._run.discard(old)
+                self._cold_run.discard(old)
 
     def known(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._batches
+
+    def cold_only(self, key: Hashable) -> float | None:
+        """Seconds of the key's cold first batch while it is the key's only batch, else None."""
+        with self._lock:
+            sizes = self._batches.get(key)
+            if sizes is None or key not in self._cold or sum(map(len, sizes.values())) > 1:
+                return None
+            return sizes[self._cold[key]][0]
 
     def from_probe(self, key: Hashable) -> bool:
         """Whether the key's figures come from the probe alone (no real run measured yet)."""
@@ -171,12 +188,19 @@ class SpeedModel:
         rest runs only while it fits PROBE_SECONDS, judged by that first pass: a second forward (the
         first is cold), a forward + backward, and a small batch (for the per-batch overhead). A slow
         model stops after the first pass and is estimated from it (backward as BACKWARD_RATIO
-        forwards) until its runs are measured. A reduced-size probe scaled by pixels would misjudge
+        forwards) until its runs are measured. A size whose only figure is a cold pass made outside the
+        probe (x's output for the target picker) is probed all the same, from passes of its own. A
+        reduced-size probe scaled by pixels would misjudge
         the detectors, which resize every input to their own side internally.
         """
         with model.lock:
-            if self._speeds.known(self._speed_key(model, x, "forward")):
-                return
+            key = self._speed_key(model, x, "forward")
+            if self._speeds.known(key):
+                # A pass made before the probe (the target picker's prediction, through the cache) is
+                # the model's cold one: alone it would time every estimate at 5-50x a warm pass.
+                cold = self._speeds.cold_only(key)
+                if cold is None or cold > COLD_CAP_SECONDS:
+                    return
             self._probing.add(model.key)
             try:
                 with self.measure_batch_memory(model, x, 1):  # batch sizes known before the first run
