@@ -15,6 +15,7 @@ from pathlib import Path
 
 import saliency_core as sc
 from saliency_core.dataset import batch_explain, evaluate_cli
+from saliency_core.dataset.sources import MASKS_RULE
 
 
 def _parse_param(text: str) -> tuple[str, str]:
@@ -30,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="registered models, their task and whether weights are on disk")
     sub.add_parser("methods", help="attribution methods and their parameters")
     sub.add_parser("samples", help="bundled sample images")
-    explain = sub.add_parser("explain", help="saliency maps of images: files, folders, globs, sample ids")
+    explain = sub.add_parser(
+        "explain",
+        help="saliency maps of images: files, folders, globs, sample ids",
+        description="Saliency maps of images: files, folders, globs, sample ids.",
+        epilog=MASKS_RULE,
+    )
     explain.add_argument(
         "sources", nargs="+", metavar="SRC", help="image file, folder, quoted glob or bundled sample id"
     )
@@ -53,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--metrics", default="", help="add to each card: deletion,insertion,pointing,energy_pointing"
     )
-    explain.add_argument("--masks", default=None, help="folder of ground-truth masks named like the images")
+    explain.add_argument(
+        "--masks",
+        default=None,
+        help="folder of ground-truth masks named like the images (default: a mask beside each image)",
+    )
     explain.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
     explain.add_argument("--substrate", default="blur", help="deletion / insertion substrate")
     evaluate_cli.add_parser(sub, _parse_param)

@@ -32,7 +32,7 @@ from .card import card
 from .masks import aligned_mask
 from .metrics import method_params
 from .progress import ImageProgress
-from .sources import ImageSource, expand_sources
+from .sources import MASK_TAG, ImageSource, expand_sources
 
 CARD_METRICS = ("deletion", "insertion", "pointing", "energy_pointing")
 
@@ -102,7 +102,11 @@ def explain_image(
         target = predictions[0]
     else:
         raise InvalidParameter("The model predicts nothing on this image; pass --target.")
-    mask, why = None, "no mask: a bundled scene has one, or pass --masks DIR with a file of the image's stem"
+    mask = None
+    why = (
+        f"no mask: pass --masks DIR with a file of the image's stem, or put {source.path.stem}{MASK_TAG}.png "
+        "beside the image (a bundled scene has its own)"
+    )
     if source.mask_path is not None and any(m in o.metrics for m in ("pointing", "energy_pointing")):
         mask = aligned_mask(model, source.mask_path, image.size)
     folder = out / source.stem

@@ -13,7 +13,7 @@ from .batch_explain import check_methods
 from .evaluate import all_methods, evaluate_items, per_image_frame
 from .items import file_items, scene_items
 from .progress import ImageProgress
-from .sources import expand_sources
+from .sources import MASKS_RULE, expand_sources
 from .store import Settings, weights_sha256
 from .summary import summarise, table_text, write_tables
 
@@ -23,16 +23,26 @@ SCENE_SEED_START = 1_000_000 + 800_000
 
 def add_parser(sub: Any, parse_param: Any) -> None:
     """The `evaluate` subcommand's arguments."""
-    p = sub.add_parser("evaluate", help="metrics of methods over a folder of images or generated scenes")
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of methods over a folder of images or generated scenes",
+        description="Metrics of methods over a folder of images or generated scenes.",
+        epilog=MASKS_RULE,
+    )
     p.add_argument("--model", default="shapes_demo", help="model id (default: the bundled demo model)")
     p.add_argument("--weights", default="default", help="'default', 'none' (random init) or a weights file")
     p.add_argument("--methods", required=True, help="comma-separated method ids, e.g. gradcam,gradient")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--images", help="folder of images (or a glob), evaluated against --masks")
+    group.add_argument(
+        "--images", help="folder of images (or a glob), evaluated against --masks or masks beside them"
+    )
     group.add_argument(
         "--scenes", type=int, help="N generated scenes with exact masks (needs a shapes model)"
     )
-    p.add_argument("--masks", help="folder of masks named like the images (pointing, energy pointing)")
+    p.add_argument(
+        "--masks",
+        help="folder of masks named like the images (pointing, energy pointing; default: masks beside them)",
+    )
     p.add_argument("--recursive", action="store_true", help="also images in sub-folders of --images")
     p.add_argument(
         "--target", type=int, default=None, help="class index for every image (default: top class)"

@@ -2,6 +2,11 @@
 
 Expansion reads no pixels: a bad file is found (and reported) only when its image is loaded, so one bad
 file never stops the others. The number of images is bounded by `limits().max_batch_images`.
+
+Masks: with a masks folder, the file of the image's stem there; else a bundled sample's own mask, else the
+file beside the image named `<stem>_mask.png` (or `<stem>_mask` with the image's own suffix). When a folder or
+a glob is expanded, a file that is the mask beside another of its image files is left out of the images; a
+file named on its own is always an image.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from ..samples import Sample, list_samples
 # Suffixes a folder's image files carry (what saliency_core.io reads); other files in a folder are ignored.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg", ".webp")
+MASK_TAG = "_mask"  # `<stem>_mask.png` beside `<stem>.<ext>` is that image's mask
+MASKS_RULE = (
+    "Masks (pointing, energy pointing): with --masks DIR the file of the image's stem in DIR; else a bundled "
+    "sample's own, or the file beside the image named <stem>_mask.png (or <stem>_mask with the image's own "
+    "suffix). When a folder or glob is expanded, such a mask file beside its image is not itself an image; a "
+    "file named on its own always is."
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,31 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def beside_mask(image: Path) -> Path | None:
+    """The mask file beside `image`: `<stem>_mask.png`, else `<stem>_mask` with the image's own suffix (as
+    written, lower or upper case), or None."""
+    seen: set[str] = set()
+    for suffix in (".png", ".PNG", image.suffix, image.suffix.lower(), image.suffix.upper()):
+        if not suffix or suffix in seen:
+            continue
+        seen.add(suffix)
+        candidate = image.with_name(f"{image.stem}{MASK_TAG}{suffix}")
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _without_masks(files: list[Path]) -> list[Path]:
+    """`files` less those that are the mask beside another of them."""
+    masks = {m.resolve() for m in (beside_mask(p) for p in files) if m is not None}
+    return [p for p in files if p.resolve() not in masks]
+
+
 def _expand_one(source: str, recursive: bool, samples: dict[str, Sample]) -> list[tuple[Path, Sample | None]]:
     path = Path(source).expanduser()
     if path.is_dir():
         found = path.rglob("*") if recursive else path.iterdir()
-        files = sorted(p for p in found if _is_image(p))
+        files = _without_masks(sorted(p for p in found if _is_image(p)))
         if not files:
             raise InvalidImage(f"The folder {source} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
         return [(p, None) for p in files]
@@ -53,6 +85,7 @@ def _expand_one(source: str, recursive: bool, samples: dict[str, Sample]) -> lis
         return [(path, None)]
     if glob.has_magic(source):
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=recursive) if Path(p).is_file())
+        files = _without_masks(files)
         if not files:
             raise InvalidImage(f"No file matches {source!r}.")
         return [(p, None) for p in files]
@@ -111,6 +144,8 @@ def expand_sources(
             stem = f"{base}-{n}"
         used.add(stem)
         own = sample.mask_path if sample is not None else None
-        mask = find_mask(path.stem, mask_dir) or own
+        # A masks folder first (then a sample's own); without one a sample's own, then the file beside.
+        in_folder = find_mask(path.stem, mask_dir) if mask_dir is not None else None
+        mask = in_folder or own or (beside_mask(path) if mask_dir is None else None)
         out.append(ImageSource(path, stem, path.name, sample, mask))
     return out, problems

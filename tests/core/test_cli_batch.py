@@ -125,6 +125,35 @@ def test_metrics_in_cards_use_the_sample_mask_or_say_why_not(tmp_path, capsys) -
     assert isinstance(json.loads((out / "nomask" / "gradcam.json").read_text())["metrics"]["pointing"], bool)
 
 
+def test_a_mask_beside_an_image_is_its_mask_and_not_an_image(folder, tmp_path, capsys) -> None:
+    shutil.copy(_scene("scene_01").mask_path, folder / "scene_01_mask.png")
+    out = tmp_path / "out"
+    assert main(["explain", str(folder), "--metrics", "pointing", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["stem"] for e in summary["images"]] == ["scene_01", "scene_02"]  # the mask is no image
+    assert not (out / "scene_01_mask").exists()
+    model = sc.load_model("shapes_demo")
+    x = model.preprocess(sc.load_image(folder / "scene_01.png"))
+    sal = sc.attribute(model, x, "gradcam", model.predict(x)[0]).map
+    card = json.loads((out / "scene_01" / "gradcam.json").read_text())
+    assert card["metrics"]["pointing"] == sc.metrics.pointing_game(sal, _scene("scene_01").mask())
+    skipped = json.loads((out / "scene_02" / "gradcam.json").read_text())["metrics"]["pointing"]["skipped"]
+    assert "no mask" in skipped and "scene_02_mask.png" in skipped
+    # A glob leaves the mask out too; `evaluate --images` reads the same sources.
+    from saliency_core.dataset import expand_sources, file_items
+
+    globbed, _ = expand_sources([str(folder / "*.png")])
+    assert [s.path.name for s in globbed] == ["scene_01.png", "scene_02.png"]
+    items, _ = file_items(globbed)
+    assert [i.mask_path for i in items] == [str(folder / "scene_01_mask.png"), None]
+    # A file named on its own is an image; with --masks DIR only DIR's masks count.
+    named, _ = expand_sources([str(folder / "scene_01_mask.png")])
+    assert [s.path.name for s in named] == ["scene_01_mask.png"]
+    empty = tmp_path / "no_masks"
+    empty.mkdir()
+    assert expand_sources([str(folder)], masks=empty)[0][0].mask_path is None
+
+
 def test_the_number_of_images_is_bounded_by_the_limits(folder, tmp_path, capsys) -> None:
     previous = sc.set_limits(max_batch_images=1)
     try:
