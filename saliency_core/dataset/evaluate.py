@@ -95,7 +95,7 @@ def evaluate_items(
     began = time.perf_counter()
     store = PartStore(out, settings)
     wanted = all_methods(methods)
-    todo = [(item, store.pending(item.sha256, wanted)) for item in items]
+    todo = [(item, store.pending(item.key, wanted)) for item in items]
     todo = [(item, pending) for item, pending in todo if pending]
     skipped: list[tuple[str, str]] = []
     computed = 0
@@ -110,7 +110,7 @@ def evaluate_items(
             if error:
                 skipped.append((item.name, error))
             for row in rows:
-                store.write(item.sha256, row)
+                store.write(item.key, row)
                 computed += 1
             if progress is not None:
                 progress(finished, len(items), item.name)
@@ -121,7 +121,7 @@ def evaluate_items(
             _stop_if(cancel)
             try:
                 for row in item_rows(model, item, pending, settings):
-                    store.write(item.sha256, row)  # at once: an interruption loses at most this map
+                    store.write(item.key, row)  # at once: an interruption loses at most this map
                     computed += 1
                     _stop_if(cancel)
             except Cancelled:  # a SaliencyError too, but the run's end, not this image's problem
@@ -132,10 +132,10 @@ def evaluate_items(
             if progress is not None:
                 progress(finished, len(items), item.name)
     rows = [
-        {**store.read(i.sha256, m), "source": source_of(i)}
+        {**store.read(i.key, m), "source": source_of(i)}
         for i in items
         for m in wanted
-        if store.done(i.sha256, m)
+        if store.done(i.key, m)
     ]
     return Outcome(rows, computed, skipped, time.perf_counter() - began)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,13 @@ class Item:
     path: str | None = None
     scene_seed: int | None = None
     mask_path: str | None = None
+    mask_sha256: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The key of its finished rows: the image's bytes and, with a mask file, the mask's (a mask added,
+        changed or removed later makes the rows that depend on it new ones)."""
+        return self.sha256 if self.mask_sha256 is None else f"{self.sha256}-mask-{self.mask_sha256[:16]}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,8 +72,23 @@ def file_items(sources: Sequence[ImageSource]) -> tuple[list[Item], list[tuple[s
             problems.append((str(s.path), "The same image as an earlier file; evaluated once."))
             continue
         seen.add(digest)
-        mask = str(s.mask_path) if s.mask_path is not None else None
-        items.append(Item(digest, s.stem, int(digest[:8], 16), path=str(s.path), mask_path=mask))
+        mask, mask_digest = None, None
+        if s.mask_path is not None:
+            mask = str(s.mask_path)
+            try:
+                mask_digest = hashlib.sha256(Path(mask).read_bytes()).hexdigest()
+            except OSError:
+                mask_digest = "unreadable"  # reading it again in prepare() gives the person's message
+        items.append(
+            Item(
+                digest,
+                s.stem,
+                int(digest[:8], 16),
+                path=str(s.path),
+                mask_path=mask,
+                mask_sha256=mask_digest,
+            )
+        )
     return items, problems
 
 
@@ -90,8 +113,6 @@ def prepare(
     x = model.preprocess(image)
     mask = None
     if item.mask_path is not None:
-        from pathlib import Path
-
         mask = aligned_mask(model, Path(item.mask_path), image.size)
         if not mask.any():
             raise InvalidImage(f"The mask {Path(item.mask_path).name} covers no pixel of the model's input.")

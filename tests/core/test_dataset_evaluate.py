@@ -125,7 +125,9 @@ def test_evaluate_a_folder_with_masks_and_a_bad_image(tmp_path, capsys) -> None:
     (images / "two.png").write_bytes(b"nope")
     out = tmp_path / "eval"
     base = ["evaluate", "--methods", "gradcam", "--steps", "3", "--out", str(out)]
-    assert main([*base, "--images", str(images), "--masks", str(masks)]) == 2
+    assert main([*base, "--images", str(images)]) == 2  # no masks yet: no pointing
+    assert pd.read_csv(out / "per_image.csv")["pointing"].isna().all()
+    assert main([*base, "--images", str(images), "--masks", str(masks)]) == 2  # the rows with a mask are new
     err = capsys.readouterr().err
     assert "two" in err and "not an image" in err and "Traceback" not in err
     per_image = pd.read_csv(out / "per_image.csv")
