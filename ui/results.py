@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 import saliency_core as sc
-from saliency_core import viz
+from saliency_core import card, viz
 from saliency_core.methods.context import ProgressFn
 from ui import state, tasks
 from ui.store import SessionStore, session_store
@@ -60,16 +60,7 @@ class Result:
     def mode(self) -> str:
         """How a method with modes made this map ("exact, incremental", "adaptive (approximate): 88 of
         625 windows", "progressive"), from what it recorded; "" for methods without modes."""
-        mode = self.extras.get("mode")
-        if not mode:
-            return ""
-        text = str(mode)
-        done, total = self.extras.get("windows"), self.extras.get("windows_total")
-        if mode == "adaptive":
-            text = "adaptive (approximate)" + (f": {done} of {total} windows" if total else "")
-        if self.extras.get("incremental"):
-            text += ", incremental"
-        return text
+        return card.mode_text(self.extras)
 
     @property
     def nbytes(self) -> int:
@@ -147,7 +138,7 @@ def keep(view: View, info: sc.MethodInfo, params: dict[str, Any], attribution: s
         params=dict(attribution.params),
         map=viz.as_map(attribution.map),
         raw_shape=tuple(attribution.raw.shape),
-        target_label=view.target_label if info.needs_target else "(none: the method ignores the target)",
+        target_label=view.target_label if info.needs_target else card.IGNORED_TARGET,
         target_index=view.target_index if info.needs_target else None,
         seconds=float(attribution.seconds),
         compute_seconds=float(attribution.compute_seconds),
