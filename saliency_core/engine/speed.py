@@ -99,10 +99,14 @@ class SpeedTable:
     def seconds(self, key: Hashable, images: int) -> float | None:
         """Predicted seconds for a batch of `images`: the median of that size's batches when one ran,
         else `overhead + images × per_image` fitted to the medians of the sizes that ran (proportional
-        to the one size there is, when only one ran); None for a key never measured."""
+        to the one size there is, when only one ran); None for a key never measured. While only the
+        probe measured the key, the fastest of each size stands for it instead of the median: its few
+        single passes run as the page is first drawn (the browser, Streamlit's own threads), and on two
+        cores a disturbed one takes 0.15-0.3 s where the demo model's undisturbed one takes 5 ms."""
         with self._lock:
             sizes = self._batches.get(key)
-            medians = {n: statistics.median(t) for n, t in (sizes or {}).items() if t}
+            pick = min if key in self._batches and key not in self._run else statistics.median
+            medians = {n: pick(t) for n, t in (sizes or {}).items() if t}
         if not medians:
             return None
         if images in medians:
@@ -190,8 +194,8 @@ class SpeedModel:
         model stops after the first pass and is estimated from it (backward as BACKWARD_RATIO
         forwards) until its runs are measured. A size whose only figure is a cold pass made outside the
         probe (x's output for the target picker) is probed all the same, from passes of its own. A
-        reduced-size probe scaled by pixels would misjudge
-        the detectors, which resize every input to their own side internally.
+        reduced-size probe scaled by pixels would misjudge the detectors, which resize every input to
+        their own side internally.
         """
         with model.lock:
             key = self._speed_key(model, x, "forward")
