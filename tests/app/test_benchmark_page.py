@@ -16,7 +16,7 @@ from saliency_core.dataset import summarise
 from saliency_core.dataset.scenes_run import PARTS, ScenesRun, finished, run_scenes, scene_png
 from ui import state
 
-BENCH = "pages/5_Benchmark.py"
+BENCH = "pages/4_Benchmark.py"
 SEED = 1_800_000
 
 
@@ -185,7 +185,7 @@ def test_leaving_during_a_run_and_coming_back_attaches_to_it(app, root, monkeypa
         at.run(timeout=1.5)
     jobs = [j for j in sc.get_engine().jobs.jobs() if j.label == "Benchmark on 2 scenes" and not j.done]
     assert len(jobs) == 1
-    at.switch_page("pages/4_Settings.py").run()
+    at.switch_page("pages/5_Settings.py").run()
     at.switch_page(BENCH).run()  # attaches to the same job and waits for it
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert jobs[0].state == "done" and (_board(at)["Images"] == 2).all()

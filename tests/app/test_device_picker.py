@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 import saliency_core as sc
 from ui import state
 
-SETTINGS = "pages/4_Settings.py"
+SETTINGS = "pages/5_Settings.py"
 
 
 def _errors(at: AppTest) -> list[str]:

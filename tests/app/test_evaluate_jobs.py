@@ -32,7 +32,7 @@ def test_leaving_evaluate_during_curves_and_coming_back_attaches(app) -> None:
         at.run(timeout=3)
     running = [j for j in _curve_jobs() if not j.done]
     assert running, "no curve job runs in the background"
-    at.switch_page("pages/4_Settings.py").run()
+    at.switch_page("pages/5_Settings.py").run()
     assert not at.exception
     left_at = sum(j.progress.fraction for j in running)
     time.sleep(1.0)

@@ -45,7 +45,7 @@ def test_leaving_during_a_long_run_and_coming_back_attaches_to_the_same_job(app)
     deadline = time.monotonic() + 60
     while job.progress.fraction < 0.05 and time.monotonic() < deadline:
         time.sleep(0.1)
-    at.switch_page("pages/4_Settings.py").run()
+    at.switch_page("pages/5_Settings.py").run()
     assert not at.exception
     left_at = job.progress.fraction
     assert left_at > 0 and not job.done, "the job stopped when its page was left"

@@ -9,7 +9,7 @@ from ui import state
 
 COMPARE = "pages/1_Compare.py"
 LEARN = "pages/3_Learn.py"
-SETTINGS = "pages/4_Settings.py"
+SETTINGS = "pages/5_Settings.py"
 
 
 def test_compare_methods_grid_agreement_and_difference(app) -> None:

@@ -43,7 +43,7 @@ EXPLORE, COMPARE, EVALUATE, LEARN, SETTINGS = (
     "pages/1_Compare.py",
     "pages/2_Evaluate.py",
     "pages/3_Learn.py",
-    "pages/4_Settings.py",
+    "pages/5_Settings.py",
 )
 PAGES = (EXPLORE, COMPARE, EVALUATE, LEARN, SETTINGS)
 DISPLAY_PAGES = (EXPLORE, COMPARE)

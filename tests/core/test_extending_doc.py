@@ -130,7 +130,7 @@ found = [r for _, r in at.session_state[state.RESULTS].matching(()) if r.method 
 assert found and found[-1].map.shape == (64, 64), found
 assert "apple" in texts(at) or any("apple" in str(o) for o in at.selectbox(key=state.TARGET).options)
 # Settings lists both plugins as loaded.
-at.switch_page("pages/4_Settings.py").run()
+at.switch_page("pages/5_Settings.py").run()
 tables = [d.value for d in at.dataframe if "Plugin" in d.value.columns]
 assert tables and list(tables[0]["Status"]) == ["loaded", "loaded"], tables
 print("app ok")
