@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidImage
+from ..errors import InvalidImage, ResourceLimit
 from ..io import load_image
 from ..limits import limits
 from ..models import LoadedModel
@@ -56,17 +56,31 @@ def scene_items(seeds: Sequence[int]) -> list[Item]:
     return out
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks; ResourceLimit (a person's message) for a file over
+    max_image_bytes, before any of it is read: no acceptable image or mask is that large."""
+    limits().check("max_image_bytes", path.stat().st_size, f"The file {path.name}", "Downscale it first.")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_items(sources: Sequence[ImageSource]) -> tuple[list[Item], list[tuple[str, str]]]:
     """Items of image files (keyed by their bytes' SHA-256), and (name, message) of files that cannot be
-    read; a file whose bytes another file already has is listed once."""
+    read or are too large; a file whose bytes another file already has is listed once."""
     items: list[Item] = []
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for s in sources:
         try:
-            digest = hashlib.sha256(s.path.read_bytes()).hexdigest()
+            digest = file_digest(s.path)
         except OSError as exc:
             problems.append((str(s.path), f"The file cannot be read: {exc.strerror or exc}."))
+            continue
+        except ResourceLimit as exc:
+            problems.append((str(s.path), str(exc)))
             continue
         if digest in seen:
             problems.append((str(s.path), "The same image as an earlier file; evaluated once."))
@@ -76,8 +90,8 @@ def file_items(sources: Sequence[ImageSource]) -> tuple[list[Item], list[tuple[s
         if s.mask_path is not None:
             mask = str(s.mask_path)
             try:
-                mask_digest = hashlib.sha256(Path(mask).read_bytes()).hexdigest()
-            except OSError:
+                mask_digest = file_digest(Path(mask))
+            except (OSError, ResourceLimit):
                 mask_digest = "unreadable"  # reading it again in prepare() gives the person's message
         items.append(
             Item(

@@ -164,3 +164,24 @@ def test_sanity_column_is_the_cascading_randomisation_similarity(model, tmp_path
     check = sc.metrics.cascading_randomization(model, x, target, "gradcam", seed=item.seed)
     assert rows[0]["sanity"] == pytest.approx(check.spearman[-1], abs=1e-9)
     assert np.isnan(rows[1]["sanity"])  # the random baseline has no model to randomise
+
+
+def test_a_file_over_the_image_size_limit_is_a_problem_not_read(tmp_path) -> None:
+    from saliency_core.dataset.items import file_items
+    from saliency_core.dataset.sources import ImageSource
+
+    sample = next(s for s in sc.list_samples() if s.id == "scene_01")
+    small, big, mask = tmp_path / "small.png", tmp_path / "big.png", tmp_path / "big_mask.png"
+    shutil.copy(sample.path, small)
+    limit = small.stat().st_size + 10
+    big.write_bytes(b"\0" * (limit + 1))
+    mask.write_bytes(b"\0" * (limit + 1))
+    previous = sc.set_limits(max_image_bytes=limit)
+    try:
+        items, problems = file_items(
+            [ImageSource(small, "small", small.name, mask_path=mask), ImageSource(big, "big", big.name)]
+        )
+    finally:
+        sc.set_limits(previous)
+    assert [i.name for i in items] == ["small"] and items[0].mask_sha256 == "unreadable"
+    assert [p for p, _ in problems] == [str(big)] and "max_image_bytes" in problems[0][1]
