@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import time
 
 from bench_vs_anchors import emit_json
-from progressive import load
+from progressive import add_scene_args, load
 
 import saliency_core as sc
 from saliency_core.methods import occlusion as occlusion_module
@@ -66,14 +66,19 @@ def exact_drops(model: sc.LoadedModel, x: torch.Tensor, patch: int, stride: int)
 
 
 def capped_drops(
-    model: sc.LoadedModel, x: torch.Tensor, patch: int, stride: int, caps: list[float], batch: int = 64
+    model: sc.LoadedModel,
+    x: torch.Tensor,
+    patch: int,
+    ys: list[int],
+    xs: list[int],
+    caps: list[float],
+    batch: int = 64,
 ) -> dict[float, tuple[torch.Tensor, float]]:
-    """Per cap (1.0: exact), the window drops of every window and the seconds they took."""
+    """Per cap (1.0: exact), the drops of the windows at rows ys x columns xs and the seconds they took."""
     with torch.no_grad():
         reference = model.module(x)
     target = int(reference[0].argmax())
     baseline = occlusion_baseline(x, "blur")
-    ys, xs = window_starts(x.shape[2], patch, stride), window_starts(x.shape[3], patch, stride)
     corners = [(a, b) for a in ys for b in xs]
     p = plan(model.module, x)
     assert not isinstance(p, str), p
@@ -93,9 +98,9 @@ def capped_drops(
 def cap_rows(model: sc.LoadedModel, name: str, scene: sc.Sample, args: argparse.Namespace) -> list[dict]:
     x = model.preprocess(scene.image())
     caps = [float(c) for c in args.caps.split(",")]
-    got = capped_drops(model, x, args.patch, args.stride, [1.0, *caps])
     h, w = x.shape[-2:]
     ys, xs = window_starts(h, args.patch, args.stride), window_starts(w, args.patch, args.stride)
+    got = capped_drops(model, x, args.patch, ys, xs, [1.0, *caps])
     cy, cx = coverage(ys, args.patch, h, x.device), coverage(xs, args.patch, w, x.device)
     exact = drops_to_map(got[1.0][0], cy, cx).flatten().numpy()
     rows = []
@@ -118,10 +123,7 @@ def cap_rows(model: sc.LoadedModel, name: str, scene: sc.Sample, args: argparse.
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="shapes_demo,resnet18")
-    ap.add_argument("--scenes", type=int, default=8)
-    ap.add_argument("--patch", type=int, default=16)
-    ap.add_argument("--stride", type=int, default=4)
+    add_scene_args(ap)
     ap.add_argument("--steps", default="2,3,4")
     ap.add_argument("--caps", default="", help="projective-field caps to measure, e.g. 0.75,0.6,0.45")
     ap.add_argument("--threads", type=int, default=2)

@@ -38,12 +38,17 @@ def load(name: str) -> sc.LoadedModel:
     return sc.get_engine().wrap(getattr(torchvision.models, name)(weights=None).eval())
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_scene_args(ap: argparse.ArgumentParser) -> None:
+    """The options the occlusion-mode benches share: models, bundled scenes, patch and stride."""
     ap.add_argument("--models", default="shapes_demo,resnet18")
     ap.add_argument("--scenes", type=int, default=8)
     ap.add_argument("--patch", type=int, default=16)
     ap.add_argument("--stride", type=int, default=4)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scene_args(ap)
     ap.add_argument("--budget", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="")
